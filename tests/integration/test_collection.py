@@ -1,0 +1,81 @@
+"""The checkout is the collection: it resolves from a fresh clone, and its built tarball works the same way."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(sys.executable).parent
+
+
+def ansible(tool, *args, cwd=ROOT, env=None, check=True):
+    result = subprocess.run(
+        [str(BIN / tool), *args], cwd=cwd, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def collection_modules():
+    return sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("playbook", ["site.yml", "gpu-mode.yml", "playbooks/site.yml", "playbooks/gpu_mode.yml"])
+def test_playbooks_pass_syntax_check(playbook):
+    ansible("ansible-playbook", "--syntax-check", playbook)
+
+
+def test_checkout_resolves_as_baremetal_gpu():
+    listed = json.loads(ansible("ansible-doc", "-t", "module", "-l", "baremetal.gpu", "-j").stdout)
+    assert sorted(name.split(".")[-1] for name in listed) == collection_modules()
+    role = json.loads(ansible("ansible-doc", "-t", "role", "-j", "baremetal.gpu.common").stdout)
+    assert "common_supported_os" in role["baremetal.gpu.common"]["entry_points"]["main"]["options"]
+
+
+def test_gpu_mode_rejects_unknown_mode_before_anything_changes():
+    result = ansible("ansible-playbook", "gpu-mode.yml", "-i", "inventories/homelab/hosts.yml",
+                     "-e", "mode=nosuchmode", check=False)
+    assert result.returncode != 0
+    assert "Unknown or missing mode nosuchmode" in result.stdout
+    assert "Known modes: ml, r1, off" in result.stdout
+    assert "changed=0" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def built_collection(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    ansible("ansible-galaxy", "collection", "build", "--output-path", str(out), str(ROOT))
+    (tarball,) = out.glob("baremetal-gpu-*.tar.gz")
+    return tarball
+
+
+def test_tarball_holds_the_collection_and_nothing_local(built_collection):
+    with tarfile.open(built_collection) as tar:
+        names = set(tar.getnames())
+    assert {"MANIFEST.json", "FILES.json", "playbooks/site.yml", "roles/common/tasks/main.yml",
+            "meta/runtime.yml"} <= names
+    local = [n for n in names if n.split("/")[0] in {".venv", ".collections", ".git", "build", ".ci"}]
+    assert local == []
+
+
+def test_installed_tarball_works_like_the_checkout(built_collection, tmp_path):
+    installed = tmp_path / "collections"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # away from this checkout's ansible.cfg, which would make the checkout itself answer
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_CONFIG": str(tmp_path / "none.cfg")}
+    ansible("ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", str(installed),
+            str(built_collection), cwd=elsewhere, env=env)
+    assert (installed / "ansible_collections" / "baremetal" / "gpu" / "MANIFEST.json").is_file()
+    listed = json.loads(ansible("ansible-doc", "-t", "module", "-l", "baremetal.gpu", "-j",
+                                cwd=elsewhere, env=env).stdout)
+    assert sorted(name.split(".")[-1] for name in listed) == collection_modules()
+    for playbook in ("baremetal.gpu.site", "baremetal.gpu.gpu_mode"):
+        ansible("ansible-playbook", "-i", "localhost,", "--syntax-check", playbook, cwd=elsewhere, env=env)
