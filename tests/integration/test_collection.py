@@ -1,26 +1,11 @@
 """The checkout is the collection: it resolves from a fresh clone, and its built tarball works the same way."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 import tarfile
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = pathlib.Path(sys.executable).parent
-
-
-def ansible(tool, *args, cwd=ROOT, env=None, check=True):
-    result = subprocess.run(
-        [str(BIN / tool), *args], cwd=cwd, env={**os.environ, **(env or {})},
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+from tests.harness.ansible_cli import ROOT, run_tool as ansible
 
 
 def collection_modules():
@@ -79,3 +64,4 @@ def test_installed_tarball_works_like_the_checkout(built_collection, tmp_path):
     assert sorted(name.split(".")[-1] for name in listed) == collection_modules()
     for playbook in ("baremetal.gpu.site", "baremetal.gpu.gpu_mode"):
         ansible("ansible-playbook", "-i", "localhost,", "--syntax-check", playbook, cwd=elsewhere, env=env)
+
