@@ -50,7 +50,9 @@ def ansible_module(module, module_args=None, *, check_mode=False, diff=False, en
 
     Uses the ``ansible.posix.json`` callback so the result is the module's own JSON, as Ansible saw it.
     """
-    cmd = ["localhost", "-m", module, "-a", json.dumps(module_args or {})]
+    cmd = ["localhost", "-m", module]
+    if module_args:  # an empty "-a {}" is taken as raw parameters, which most modules refuse
+        cmd += ["-a", json.dumps(module_args)]
     if check_mode:
         cmd.append("--check")
     if diff:

@@ -155,12 +155,14 @@ def _vllm_image(tag, cuda_version, layout, arches, entrypoint):
 
 
 # The images of the field notes (section 1-3 and 6). CUDA versions: vLLM's Dockerfile
-# `ARG CUDA_VERSION` at each tag as reported in the field notes (v0.5.x: CUDA 12.4 after #5510;
-# 0.8.x: 12.8 after PR #16859; v0.12.0 / v0.15.1: 12.9). Layouts mimic Docker Hub: older tags as a
-# plain manifest, newer ones as multi-platform indexes with BuildKit attestations.
+# `ARG CUDA_VERSION` at each tag, as plugins/module_utils/compat_data.py records them with sources
+# (v0.5.5-v0.8.5.post1: CUDA 12.4.1, vllm#17901; v0.9.0: 12.8.1 after PR #16859; v0.12.0 / v0.15.1:
+# 12.9.1). Layouts mimic Docker Hub: older tags as a plain manifest, newer ones as multi-platform
+# indexes with BuildKit attestations.
 VLLM_IMAGES = {
     "v0.5.5": _vllm_image("v0.5.5", "12.4.1", "docker-v2", ["amd64"], _ENTRY_API_SERVER),
-    "v0.8.5.post1": _vllm_image("v0.8.5.post1", "12.8.1", "oci-index+attestation", ["amd64"], _ENTRY_API_SERVER),
+    "v0.8.5.post1": _vllm_image("v0.8.5.post1", "12.4.1", "oci-index+attestation", ["amd64"], _ENTRY_API_SERVER),
+    "v0.9.0": _vllm_image("v0.9.0", "12.8.1", "oci-index+attestation", ["amd64"], _ENTRY_API_SERVER),
     "v0.12.0": _vllm_image("v0.12.0", "12.9.1", "docker-list", ["amd64", "arm64"], _ENTRY_SERVE),
     "v0.15.1": _vllm_image("v0.15.1", "12.9.1", "oci-index+attestation", ["amd64", "arm64"], _ENTRY_SERVE),
 }

@@ -83,11 +83,11 @@ def test_nvidia_require_cuda_matches_nvidias_images():
     require = {tag: spec["platforms"][0]["env"]["NVIDIA_REQUIRE_CUDA"] for tag, spec in VLLM_IMAGES.items()}
     assert require["v0.15.1"].startswith("cuda>=12.9 brand=unknown,driver>=535,driver<536 brand=grid,driver>=535,")
     assert require["v0.15.1"].endswith(" brand=vws,driver>=570,driver<571 brand=cloudgaming,driver>=570,driver<571")
-    assert require["v0.8.5.post1"].startswith("cuda>=12.8 brand=unknown,driver>=470,driver<471 brand=grid,")
-    assert require["v0.8.5.post1"].endswith(" brand=cloudgaming,driver>=565,driver<566")
+    assert require["v0.9.0"].startswith("cuda>=12.8 brand=unknown,driver>=470,driver<471 brand=grid,")
+    assert require["v0.9.0"].endswith(" brand=cloudgaming,driver>=565,driver<566")
     assert require["v0.5.5"].startswith("cuda>=12.4 brand=tesla,driver>=470,driver<471 brand=unknown,driver>=470,")
     assert require["v0.5.5"].endswith(" brand=titan,driver>=535,driver<536 brand=titanrtx,driver>=535,driver<536")
-    assert [len(v.split()) for v in (require["v0.5.5"], require["v0.8.5.post1"], require["v0.15.1"])] == [31, 61, 61]
+    assert [len(v.split()) for v in (require["v0.5.5"], require["v0.9.0"], require["v0.15.1"])] == [31, 61, 61]
 
 
 def test_token_auth_challenges_like_docker_hub(oci_registry_auth):
