@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: baremetal.gpu contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: baremetal.gpu maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small OCI distribution client: read an image's config (env, labels) from a registry.
 
 Standard library only (urllib), so it runs inside an Ansible module on any target host.

@@ -1,0 +1,154 @@
+"""gpu_facts through both of its real interfaces, on machines without a GPU.
+
+* NVML: nvidia-ml-py (unchanged) loads a stand-in ``libnvidia-ml.so.1`` built here from
+  tests/fixtures/gpu/fake-nvml/fake_nvml.c, which answers the NVML C API from a fixture's nvml.txt.
+* nvidia-smi: an executable ``nvidia-smi`` on PATH prints a fixture's ``nvidia-smi -q -x`` capture.
+
+Both paths must give the same facts for the real H100 capture and the RTX 3060 / T4 fixtures; the
+module is run the way users run it (``ansible localhost -m baremetal.gpu.gpu_facts``).
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.harness.ansible_cli import ansible_module
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "gpu"
+CAPTURES = ["h100-80gb-driver-580.159.04", "rtx3060-12gb-driver-570.195.03", "t4-16gb-driver-535.247.01"]
+
+FAKE_SMI = textwrap.dedent("""\
+    #!/bin/sh
+    # nvidia-smi stand-in: prints the capture in $FAKE_SMI_DIR; FAKE_SMI_MODE=nodevice|nodriver
+    case "${FAKE_SMI_MODE:-ok}" in
+      nodevice) echo "No devices were found"; exit 6 ;;
+      nodriver) echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver." \
+                  "Make sure that the latest NVIDIA driver is installed and running."; exit 9 ;;
+    esac
+    case "$*" in
+      "-q -x") cat "$FAKE_SMI_DIR/nvidia-smi-q.xml" ;;
+      "--query-gpu=index,compute_cap --format=csv,noheader") cat "$FAKE_SMI_DIR/compute-cap.csv" ;;
+      *) echo "unsupported arguments: $*" >&2; exit 2 ;;
+    esac
+    """)
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_dir(tmp_path_factory):
+    """Directory holding the stand-in libnvidia-ml.so.1, compiled once per session."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        pytest.skip("no C compiler to build the NVML stand-in")
+    out = tmp_path_factory.mktemp("fake-nvml")
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(out / "libnvidia-ml.so.1"),
+                    str(FIXTURES / "fake-nvml" / "fake_nvml.c")], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fake_smi_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fake-smi")
+    script = out / "nvidia-smi"
+    script.write_text(FAKE_SMI)
+    script.chmod(0o755)
+    return out
+
+
+def nvml_env(fake_nvml_dir, fixture=None, nvml_text=None, tmp_path=None):
+    if nvml_text is not None:
+        path = tmp_path / "nvml.txt"
+        path.write_text(nvml_text)
+    else:
+        path = FIXTURES / fixture / "nvml.txt"
+    return {"LD_LIBRARY_PATH": str(fake_nvml_dir), "FAKE_NVML_DATA": str(path)}
+
+
+def smi_env(fake_smi_dir, fixture=None, mode="ok"):
+    return {"PATH": "%s:%s" % (fake_smi_dir, os.environ["PATH"]),
+            "FAKE_SMI_DIR": str(FIXTURES / fixture) if fixture else "", "FAKE_SMI_MODE": mode}
+
+
+def no_gpu_env(tmp_path):
+    """PATH with the usual tools but no nvidia-smi, and no libnvidia-ml.so.1 anywhere."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    path = [d for d in os.environ["PATH"].split(":") if d and not (pathlib.Path(d) / "nvidia-smi").exists()]
+    return {"PATH": ":".join([str(bindir)] + path), "LD_LIBRARY_PATH": ""}
+
+
+def gather(backend, env):
+    """gpu.gather() in a fresh interpreter (the NVML library is loaded once per process)."""
+    code = ("import json, sys; sys.path[:0] = ['.', '.collections'];"
+            "from ansible_collections.baremetal.gpu.plugins.module_utils import gpu;"
+            "print(json.dumps(gpu.gather(%r)))" % backend)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("fixture", CAPTURES)
+def test_nvml_and_nvidia_smi_agree(fixture, fake_nvml_dir, fake_smi_dir):
+    by_nvml = gather("nvml", nvml_env(fake_nvml_dir, fixture))
+    by_smi = gather("nvidia_smi", smi_env(fake_smi_dir, fixture))
+    assert by_nvml["backend"] == "nvml" and by_smi["backend"] == "nvidia_smi"
+    assert by_nvml["gpu_count"] == by_smi["gpu_count"] == 1
+    assert by_nvml["driver_installed"] and by_nvml["reason"] is None
+    from ansible_collections.baremetal.gpu.plugins.module_utils.gpu import compare_facts
+    assert compare_facts(by_nvml, by_smi, volatile_tolerance_mib=0) == []
+    # processes agree too, names included
+    assert by_nvml["gpus"][0]["processes"] == by_smi["gpus"][0]["processes"]
+
+
+def test_auto_prefers_nvml_and_falls_back_to_nvidia_smi(fake_nvml_dir, fake_smi_dir, tmp_path):
+    both = {**nvml_env(fake_nvml_dir, "rtx3060-12gb-driver-570.195.03"),
+            **smi_env(fake_smi_dir, "t4-16gb-driver-535.247.01")}
+    assert gather("auto", both)["gpus"][0]["name"] == "NVIDIA GeForce RTX 3060"
+    # driver installed but its kernel module not loaded: NVML says so, nvidia-smi too
+    not_loaded = {**nvml_env(fake_nvml_dir, nvml_text="init_error 9\n", tmp_path=tmp_path),
+                  **smi_env(fake_smi_dir, mode="nodriver")}
+    facts = gather("auto", not_loaded)
+    assert facts["driver_installed"] is False and facts["gpu_count"] == 0
+    assert "kernel module is not loaded" in facts["reason"] and "couldn't communicate" in facts["reason"]
+    # no library at all: nvidia-smi answers
+    facts = gather("auto", {"LD_LIBRARY_PATH": str(tmp_path), **smi_env(fake_smi_dir, "t4-16gb-driver-535.247.01")})
+    assert facts["backend"] == "nvidia_smi" and facts["gpus"][0]["name"] == "Tesla T4"
+    assert "libnvidia-ml.so.1 not found" in facts["attempts"][0]
+
+
+def test_module_through_ansible_with_nvml(fake_nvml_dir):
+    env = nvml_env(fake_nvml_dir, "h100-80gb-driver-580.159.04")
+    result = ansible_module("baremetal.gpu.gpu_facts", {"backend": "nvml"}, check_mode=True, env=env)
+    assert not result.get("failed") and result["changed"] is False
+    facts = result["ansible_facts"]["nvidia_gpu"]
+    direct = gather("nvml", env)
+    for key in ("driver_version", "cuda_driver_version", "gpu_count", "gpus", "backend"):
+        assert facts[key] == direct[key] == result[key]
+    assert facts["gpus"][0]["compute_capability"] == "9.0"
+
+
+def test_module_through_ansible_with_nvidia_smi(fake_smi_dir):
+    env = smi_env(fake_smi_dir, "rtx3060-12gb-driver-570.195.03")
+    result = ansible_module("baremetal.gpu.gpu_facts", {"backend": "nvidia_smi",
+                                                        "nvidia_smi_path": str(fake_smi_dir / "nvidia-smi")}, env=env)
+    facts = result["ansible_facts"]["nvidia_gpu"]
+    assert facts["backend"] == "nvidia_smi" and facts["driver_version"] == "570.195.03"
+    assert facts["gpus"][0]["product_class"] == "consumer"
+    assert facts["gpus"][0]["processes"][0]["used_memory_mib"] == 10810
+
+
+def test_module_on_a_node_without_driver_or_gpu(fake_smi_dir, tmp_path):
+    result = ansible_module("baremetal.gpu.gpu_facts", {"backend": "auto"}, env=no_gpu_env(tmp_path))
+    assert not result.get("failed")
+    assert result["driver_installed"] is False and result["gpu_count"] == 0
+    assert "no NVIDIA driver installed" in result["reason"]
+    no_device = ansible_module("baremetal.gpu.gpu_facts", {"backend": "nvidia_smi"},
+                               env={**no_gpu_env(tmp_path), **smi_env(fake_smi_dir, mode="nodevice")})
+    assert no_device["driver_installed"] is True and no_device["gpu_count"] == 0
+    assert "No devices were found" in no_device["reason"]
