@@ -1,0 +1,64 @@
+"""pytest fixtures for tests that talk to Kubernetes: a fresh fake API server, a kubeconfig for
+it, a real `kubernetes.client.ApiClient`, and a kubelet simulator with one GPU node.
+
+Everything shuts down cleanly (threads joined, ports closed); tests/integration/harness checks it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Iterator
+
+import pytest
+
+from tests.harness.fake_kube import FakeKubeAPI
+from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+
+__all__ = ["kube_api", "kube_api_module", "kubeconfig", "kube_client", "kubelet", "kubectl_bin"]
+
+
+@pytest.fixture
+def kube_api() -> Iterator[FakeKubeAPI]:
+    """A fresh fake API server for one test."""
+    with FakeKubeAPI() as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def kube_api_module() -> Iterator[FakeKubeAPI]:
+    """One fake API server shared by a module's tests (use distinct namespaces per test)."""
+    with FakeKubeAPI() as api:
+        yield api
+
+
+@pytest.fixture
+def kubeconfig(kube_api: FakeKubeAPI, tmp_path) -> str:
+    """Path of a kubeconfig pointing at `kube_api` (plain http, token user, namespace default)."""
+    return kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def kube_client(kubeconfig: str):
+    """A real `kubernetes.client.ApiClient` built from the kubeconfig, closed afterwards."""
+    kubernetes = pytest.importorskip("kubernetes")
+    client = kubernetes.config.new_client_from_config(config_file=kubeconfig)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def kubelet(kube_api: FakeKubeAPI) -> Iterator[KubeletSimulator]:
+    """Controllers, scheduler and kubelet for one GPU node (RTX 3060, 12 GiB, 1 GPU), zero delays."""
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec()], delays=Delays()) as sim:
+        yield sim
+    assert not sim.errors, sim.errors
+
+
+@pytest.fixture(scope="session")
+def kubectl_bin() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        pytest.skip("kubectl is not on PATH")
+    return path
