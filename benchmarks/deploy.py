@@ -1,0 +1,201 @@
+"""Benchmark of the vllm role's deploy path: apply the full catalog, then detect a server turning healthy.
+
+    .venv/bin/python benchmarks/deploy.py [--workloads 8] [--trials 5] [--load-seconds 0.5]
+
+The catalog is every deployment of the field notes (the home lab's two modes, the datacenter ASR and
+TTS, the T4 pair, the workstation ASR and its fallback: 8 entries; more with --workloads, by copying
+them), each always on with its own Service, Ingress and PodDisruptionBudget, in one namespace. It is
+expanded and rendered exactly as the role does (catalog.render_role) and applied with the logic of
+baremetal.gpu.vllm_deploy (kube.apply_all + kube.prune, a fresh client from a kubeconfig) against the
+fake API server, with a kubelet simulator running a fake vLLM server per pod.
+
+* apply_s: the first, full apply (everything created) plus prune; the second apply (nothing changed)
+  is printed too. Goal: under 2 s.
+* health_detect_s: the worst, over --trials rollouts of one workload, of the time between its fake
+  vLLM server becoming healthy (the moment its state turns "ready") and health.wait_serving (the logic
+  of baremetal.gpu.vllm_health, through the API server's service proxy) returning. This includes the
+  simulated kubelet's readiness probe and the endpoints update, as on a real cluster. Goal: under 0.5 s.
+
+The Ansible process start (several seconds on a small machine) is not part of either figure.
+Last line, always: ``deploy apply_s=<seconds> health_detect_s=<seconds> workloads=<count>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / ".collections")]
+
+import yaml  # noqa: E402
+
+from ansible_collections.baremetal.gpu.plugins.module_utils import catalog, health  # noqa: E402
+from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s  # noqa: E402
+from tests.harness.fake_kube import FakeKubeAPI  # noqa: E402
+from tests.harness.fake_vllm import FakeVLLMServer  # noqa: E402
+from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec  # noqa: E402
+
+NAMESPACE = "bench"
+INVENTORIES = [ROOT / "inventories" / "homelab" / "group_vars" / "all.yml"] + sorted(
+    (ROOT / "inventories" / "examples").glob("*/group_vars/all.yml"))
+PROBE = "bench-probe"
+
+
+def field_notes_catalog(count):
+    """Every catalog entry of the inventories, renamed, always on, each with its own Service and Ingress."""
+    entries = []
+    for path in INVENTORIES:
+        inventory = yaml.safe_load(path.read_text())
+        prefix = path.parent.parent.name
+        for entry in inventory["vllm_catalog"]:
+            entry = copy.deepcopy(entry)
+            entry["name"] = "%s-%s" % (prefix[:10].rstrip("-"), entry["name"])
+            for key in ("modes", "fallback", "service"):
+                entry.pop(key, None)
+            entry["ingress"] = {"enabled": True, "host": "%s.bench.example.com" % entry["name"]}
+            entry.setdefault("cache", {})
+            entries.append(entry)
+    out = []
+    while len(out) < count:
+        for entry in entries:
+            if len(out) == count:
+                break
+            copy_no = len(out) // len(entries)
+            entry = copy.deepcopy(entry)
+            if copy_no:
+                entry["name"] = "%s-%d" % (entry["name"], copy_no)
+            out.append(entry)
+    return out
+
+
+class Backends:
+    """The kubelet's vllm_factory: a fake server per pod from its real container args; remembers them."""
+
+    def __init__(self, load_seconds):
+        self.load_seconds = load_seconds
+        self.lock = threading.Lock()
+        self.by_instance = {}
+
+    def __call__(self, pod):
+        main = pod["spec"]["containers"][0]
+        instance = pod["metadata"]["labels"].get("app.kubernetes.io/instance", "")
+        load = self.load_seconds if instance.endswith(PROBE) else 0.05
+        if main["name"] == "server":  # a custom (non-vLLM) server: the T4 pair's FastAPI TTS
+            server = FakeVLLMServer(health_mode="json", port=0, load_seconds=load)
+        else:
+            server = FakeVLLMServer.from_args((main.get("command") or []) + (main.get("args") or []), port=0,
+                                              load_seconds=load)
+        with self.lock:
+            self.by_instance[instance] = server
+        return server
+
+
+def ready_time(server, timeout):
+    """Monotonic time at which ``server`` turned ready, watched at 1 ms resolution."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.state == "ready":
+            return time.monotonic()
+        time.sleep(0.001)
+    raise RuntimeError("the fake server never became ready")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--workloads", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--load-seconds", type=float, default=0.5, help="load time of the probed server")
+    args = parser.parse_args(argv)
+
+    entries = field_notes_catalog(args.workloads)
+    probe = copy.deepcopy(entries[0])
+    probe["name"] = PROBE
+    probe["served_model_names"] = ["vllm-bench"]
+    role_vars = {"vllm_namespace": NAMESPACE, "vllm_part_of": "benchmark", "vllm_catalog": entries}
+    manifests = catalog.render_role(str(ROOT / "roles" / "vllm"), role_vars)[1]
+    kinds = {}
+    for manifest in manifests:
+        kinds[manifest["kind"]] = kinds.get(manifest["kind"], 0) + 1
+    print("catalog: %d workloads, %d objects (%s)" % (
+        len(entries), len(manifests), ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items()))))
+
+    backends = Backends(args.load_seconds)
+    with tempfile.TemporaryDirectory() as tmp, FakeKubeAPI() as api, \
+            KubeletSimulator(api.url, nodes=[NodeSpec(name="bench-node", gpus=64, cpu="512", memory="4Ti")],
+                             delays=Delays(), vllm_factory=backends):
+        kubeconfig = api.write_kubeconfig(Path(tmp) / "kubeconfig")
+
+        started = time.monotonic()
+        kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
+        results, applied = k8s.apply_all(kube, manifests)
+        pruned = k8s.prune(kube, applied, {NAMESPACE})
+        apply_s = time.monotonic() - started
+        assert all(r["action"] == "created" for r in results) and not pruned, results
+        print("first apply: %.3f s for %d objects (%d API requests), prune included" % (
+            apply_s, len(results), kube.requests))
+        kube.close()
+
+        started = time.monotonic()
+        kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
+        again, applied = k8s.apply_all(kube, manifests)
+        k8s.prune(kube, applied, {NAMESPACE})
+        second_s = time.monotonic() - started
+        assert not any(r["changed"] for r in again), [r for r in again if r["changed"]]
+        print("second apply (unchanged): %.3f s" % second_s)
+
+        latencies = []
+        probe["modes"] = ["on"]  # like a GPU mode switch: scaled to 0, then to 1
+        for trial in range(args.trials):
+            for mode in ("off", "on"):
+                probe_manifests = catalog.render_role(
+                    str(ROOT / "roles" / "vllm"),
+                    dict(role_vars, vllm_catalog=[probe], vllm_create_namespace=False, vllm_active_mode=mode),
+                    check_spec=False)[1]
+                if mode == "on":
+                    with backends.lock:
+                        backends.by_instance.pop("vllm-" + PROBE, None)
+                k8s.apply_all(kube, probe_manifests)
+                if mode == "off":  # the old pod is gone before the new one starts
+                    k8s.wait_ready(kube, [("apps/v1", "Deployment", NAMESPACE, "vllm-" + PROBE)], timeout=30)
+            fetch = health.proxy_fetch(kube, NAMESPACE, "vllm-" + PROBE, 8000)
+            waiter = {}
+
+            def watch_ready():
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    with backends.lock:
+                        server = backends.by_instance.get("vllm-" + PROBE)
+                    if server is not None:
+                        waiter["ready_at"] = ready_time(server, 30)
+                        return
+                    time.sleep(0.001)
+
+            thread = threading.Thread(target=watch_ready, daemon=True)
+            thread.start()
+            result = health.wait_serving(fetch, served_model_name="vllm-bench", timeout=30)
+            returned = time.monotonic()
+            thread.join(5)
+            latency = returned - waiter["ready_at"]
+            latencies.append(latency)
+            print("trial %d: healthy after %.3f s of waiting, detected %.3f s after the server was ready "
+                  "(%d polls)" % (trial + 1, result["elapsed"]["total"], latency, result["attempts"]["health"]))
+        kube.close()
+
+    health_detect_s = max(latencies)
+    print("health detection: median %.3f s, worst %.3f s over %d trials" % (
+        statistics.median(latencies), health_detect_s, len(latencies)))
+    print("goals: apply under 2 s %s, detection under 0.5 s %s" % (
+        "met" if apply_s < 2 else "MISSED", "met" if health_detect_s < 0.5 else "MISSED"))
+    print("deploy apply_s=%.3f health_detect_s=%.3f workloads=%d" % (apply_s, health_detect_s, len(entries)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

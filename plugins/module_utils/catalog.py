@@ -1,0 +1,719 @@
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.gpu maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The model catalog of the ``vllm`` role: validation and expansion into a deployment plan.
+
+Plain functions over plain data. The role's variables (``vllm_catalog`` plus the ``vllm_*`` knobs of
+``roles/vllm/defaults/main.yml``) go in; a *plan* comes out: one workload per catalog entry with every
+value the manifests need (names, labels, container args, probe budgets, replicas of the active GPU
+mode), plus the objects several workloads share (Services, PVCs). The Jinja2 templates of
+``roles/vllm/templates/`` turn the plan into manifests; they hold the shape, this file the values.
+
+* ``settings_from_vars(role_vars)``: the ``vllm_*`` knobs as a settings mapping (prefix dropped).
+* ``spec_errors(catalog, entry_spec)``: the argument-spec check Ansible runs on the role's entry
+  point, for callers outside Ansible (the benchmark, tests); a typo in a key names the key.
+* ``problems(catalog, settings)``: what an argument spec cannot say (unique DNS names, shared
+  Services never active together, fallbacks that exist, flags given twice, ...).
+* ``plan(catalog, settings)``: the expansion; raises ``CatalogError`` listing every problem.
+* ``compat_model(workload)``: the ``model`` argument of ``baremetal.gpu.vllm_compat`` for a workload.
+* ``render(plan, templates_dir, context)``: the templates rendered with Jinja2 outside Ansible.
+
+A GPU *mode* is the set of catalog entries that own the GPU while it is active: an entry with
+``modes: [ml]`` runs (``replicas``) only while ``vllm_active_mode`` is ``ml`` and is scaled to 0
+otherwise; an entry without ``modes`` always runs; ``modes: []`` never runs (a fallback kept ready).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import copy
+import json
+import math
+import os
+import re
+
+try:
+    import jinja2
+
+    HAS_JINJA2 = True
+except ImportError:  # pragma: no cover - Ansible always ships Jinja2 on the controller
+    HAS_JINJA2 = False
+
+try:
+    import yaml
+
+    HAS_YAML = True
+    _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+except ImportError:  # pragma: no cover - Ansible always ships PyYAML on the controller
+    HAS_YAML = False
+
+MANAGED_BY = "baremetal-gpu"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_SERVICE = "baremetal.gpu/service"
+ANNOTATION_PREFIX = "baremetal.gpu/"
+
+SERVERS = ("vllm", "custom")
+HEALTH_KINDS = ("vllm", "json")
+CACHE_TYPES = ("hostPath", "pvc", "none")
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod", "ReadOnlyMany")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+
+# vLLM flags the catalog generates from structured keys: giving them in ``args`` as well is an error
+# (the compatibility check reads the keys, so the keys must be the source).
+FLAG_KEYS = {
+    "--model": "model",
+    "--served-model-name": "served_model_names",
+    "--port": "port",
+    "--dtype": "dtype",
+    "--quantization": "quantization",
+    "-q": "quantization",
+    "--gpu-memory-utilization": "gpu_memory_utilization",
+    "--max-model-len": "max_model_len",
+    "--tensor-parallel-size": "tensor_parallel_size",
+    "-tp": "tensor_parallel_size",
+    "--enforce-eager": "enforce_eager",
+    "--trust-remote-code": "trust_remote_code",
+    "--max-num-seqs": "max_num_seqs",
+    "--kv-cache-dtype": "kv_cache_dtype",
+}
+
+# Settings every plan needs; role defaults (roles/vllm/defaults/main.yml) document each one. These are
+# the values used when a caller outside Ansible leaves one out.
+DEFAULT_SETTINGS = {
+    "namespace": "ml",
+    "create_namespace": True,
+    "name_prefix": "vllm-",
+    "app_name": "vllm",
+    "part_of": "baremetal-gpu",
+    "active_mode": "",
+    "idle_modes": ["off"],
+    "image": "vllm/vllm-openai:v0.8.5.post1",
+    "image_pull_policy": "IfNotPresent",
+    "port": 8000,
+    "gpus": 1,
+    "cpu": "2",
+    "memory": "16Gi",
+    "cpu_limit": "",
+    "memory_limit": "",
+    "shm_size": "2Gi",
+    "runtime_class": "nvidia",
+    "node_selector": {},
+    "tolerations": [],
+    "cache_type": "hostPath",
+    "cache_path": "/var/lib/vllm/huggingface",
+    "cache_mount_path": "/root/.cache/huggingface",
+    "cache_claim": "vllm-cache",
+    "cache_access_mode": "ReadWriteOnce",
+    "cache_size": "100Gi",
+    "cache_storage_class": "",
+    "hf_token_secret": "vllm-hf-token",
+    "hf_offline": False,
+    "download": False,
+    "download_image": "",
+    "prepull": False,
+    "prepull_pause_image": "registry.k8s.io/pause:3.10",
+    "load_seconds": 120,
+    "startup_factor": 3,
+    "startup_min_seconds": 120,
+    "probe_period_seconds": 5,
+    "liveness_period_seconds": 30,
+    "liveness_failure_threshold": 5,
+    "health_kind": "vllm",
+    "health_path": "/health",
+    "service_type": "ClusterIP",
+    "ingress_enabled": False,
+    "ingress_class": "traefik",
+    "ingress_annotations": {},
+}
+
+# Knobs of the role that are not plan settings (how the role talks to the cluster and waits).
+RUNTIME_KNOBS = ("catalog", "hf_token", "kubeconfig", "context", "prune", "wait_timeout",
+                 "health_check", "health_timeout", "health_inference", "settings")
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+class CatalogError(ValueError):
+    """The catalog cannot be deployed; ``problems`` lists every reason, each naming entry and key."""
+
+    def __init__(self, problems_found):
+        self.problems = list(problems_found)
+        super(CatalogError, self).__init__("invalid vllm_catalog:\n- " + "\n- ".join(self.problems))
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+def settings_from_vars(role_vars):
+    """``vllm_*`` role variables -> settings (prefix dropped), over DEFAULT_SETTINGS."""
+    settings = dict(DEFAULT_SETTINGS)
+    for key, value in (role_vars or {}).items():
+        if key.startswith("vllm_") and key[5:] not in RUNTIME_KNOBS:
+            settings[key[5:]] = value
+    return settings
+
+
+def spec_errors(catalog, entry_spec):
+    """Validate ``catalog`` (a list of entries) against the role's argument spec for one entry.
+
+    ``entry_spec`` is the ``options`` mapping of ``vllm_catalog`` in ``roles/vllm/meta/argument_specs.yml``.
+    Returns the error messages Ansible's role argument validation would give (a mistyped key is named).
+    """
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    spec = {"vllm_catalog": {"type": "list", "elements": "dict", "options": entry_spec}}
+    result = ArgumentSpecValidator(spec).validate({"vllm_catalog": catalog})
+    return [str(err) for err in result.errors.messages] if result.errors else []
+
+
+def _entry_get(entry, key, settings, setting=None):
+    """The entry's value for ``key`` when set (not None), else the setting's."""
+    value = entry.get(key)
+    if value is None:
+        return settings.get(setting or key)
+    return value
+
+
+def _modes_of(entry):
+    modes = entry.get("modes")
+    return None if modes is None else [str(m) for m in modes]
+
+
+def known_modes(catalog, settings):
+    """Every mode the catalog mentions plus the idle modes (``off``), in first-seen order."""
+    out = []
+    for entry in catalog:
+        for mode in _modes_of(entry) or []:
+            if mode not in out:
+                out.append(mode)
+    for mode in settings.get("idle_modes") or []:
+        if mode not in out:
+            out.append(str(mode))
+    return out
+
+
+def active_in(entry, mode):
+    """Whether ``entry`` runs while ``mode`` is active (``mode`` empty: only entries without modes)."""
+    if not entry.get("enabled", True):
+        return False
+    modes = _modes_of(entry)
+    if modes is None:
+        return True
+    return bool(mode) and mode in modes
+
+
+def mode_entries(catalog, mode):
+    """Names of the entries that own the GPU in ``mode`` (entries bound to modes only)."""
+    return [e["name"] for e in catalog if _modes_of(e) is not None and active_in(e, mode)]
+
+
+def _service_of(entry, settings):
+    svc = entry.get("service") or {}
+    return {
+        "name": svc.get("name") or (settings["name_prefix"] + entry["name"]),
+        "port": int(svc.get("port") or _entry_get(entry, "port", settings)),
+        "type": svc.get("type") or settings["service_type"],
+    }
+
+
+def _ingress_of(entry, settings):
+    ing = entry.get("ingress") or {}
+    enabled = ing.get("enabled")
+    if enabled is None:
+        enabled = bool(settings.get("ingress_enabled")) or bool(ing.get("host"))
+    if not enabled:
+        return None
+    annotations = dict(settings.get("ingress_annotations") or {})
+    annotations.update(ing.get("annotations") or {})
+    return {
+        "host": ing.get("host") or "",
+        "path": ing.get("path") or "/",
+        "class": ing.get("class") if ing.get("class") is not None else settings["ingress_class"],
+        "annotations": annotations,
+        "tls_secret": ing.get("tls_secret") or "",
+    }
+
+
+def _cache_of(entry, settings):
+    cache = entry.get("cache") or {}
+    kind = cache.get("type") or settings["cache_type"]
+    out = {"type": kind, "mount_path": cache.get("mount_path") or settings["cache_mount_path"]}
+    if kind == "hostPath":
+        out["path"] = cache.get("path") or settings["cache_path"]
+    elif kind == "pvc":
+        out["claim"] = cache.get("claim") or settings["cache_claim"]
+        out["access_mode"] = cache.get("access_mode") or settings["cache_access_mode"]
+        out["size"] = cache.get("size") or settings["cache_size"]
+        storage_class = cache.get("storage_class")
+        out["storage_class"] = storage_class if storage_class is not None else settings["cache_storage_class"]
+        out["create"] = cache.get("create", True) is not False
+    return out
+
+
+def problems(catalog, settings):
+    """Everything wrong with the catalog that its argument spec cannot express; [] when deployable."""
+    out = []
+    if not isinstance(catalog, list):
+        return ["vllm_catalog must be a list of entries, got %s" % type(catalog).__name__]
+    names = []
+    for index, entry in enumerate(catalog):
+        where = "vllm_catalog[%d]" % index
+        if not isinstance(entry, dict):
+            out.append("%s must be a mapping" % where)
+            continue
+        name = entry.get("name")
+        if not name or not isinstance(name, str):
+            out.append("%s: name is required" % where)
+            continue
+        where = "vllm_catalog entry %s" % name
+        full = settings["name_prefix"] + name
+        if not _DNS_LABEL.match(name) or len(full) > 63 - len("-prepull"):
+            out.append("%s: name must be a DNS label (lower case letters, digits, '-') and %s%s at most %d "
+                       "characters" % (where, settings["name_prefix"], name, 63 - len("-prepull")))
+        if name in names:
+            out.append("%s: name is used by more than one entry" % where)
+        names.append(name)
+        if not entry.get("model"):
+            out.append("%s: model is required (Hugging Face id or local path)" % where)
+        server = entry.get("server") or "vllm"
+        if server not in SERVERS:
+            out.append("%s: server must be one of %s" % (where, ", ".join(SERVERS)))
+        if server == "custom" and not (entry.get("command") or entry.get("args")):
+            out.append("%s: server custom needs command or args (nothing else starts it)" % where)
+        if server == "vllm":
+            for arg in entry.get("args") or []:
+                flag = str(arg).split("=", 1)[0]
+                if flag in FLAG_KEYS:
+                    out.append("%s: args must not contain %s: set the key %s instead (the compatibility check "
+                               "reads it)" % (where, flag, FLAG_KEYS[flag]))
+        gmu = entry.get("gpu_memory_utilization")
+        if gmu is not None and not 0 < float(gmu) <= 1:
+            out.append("%s: gpu_memory_utilization must be in (0, 1], got %s" % (where, gmu))
+        tp = entry.get("tensor_parallel_size")
+        gpus = _entry_get(entry, "gpus", settings)
+        if tp is not None and int(tp) > int(gpus):
+            out.append("%s: tensor_parallel_size %s needs at least that many gpus (gpus is %s)" % (where, tp, gpus))
+        for key in ("cpu", "memory", "cpu_limit", "memory_limit", "shm_size"):
+            value = entry.get(key)
+            if value not in (None, "") and not _QUANTITY.match(str(value)):
+                out.append("%s: %s %r is not a Kubernetes quantity (e.g. 2, 500m, 16Gi)" % (where, key, value))
+        health = entry.get("health") or {}
+        if (health.get("kind") or settings["health_kind"]) == "json" and not health.get("field"):
+            out.append("%s: health kind json needs health.field (the JSON field that says ready)" % where)
+        if (health.get("kind") or settings["health_kind"]) not in HEALTH_KINDS:
+            out.append("%s: health.kind must be one of %s" % (where, ", ".join(HEALTH_KINDS)))
+        cache = _cache_of(entry, settings)
+        if cache["type"] not in CACHE_TYPES:
+            out.append("%s: cache.type must be one of %s" % (where, ", ".join(CACHE_TYPES)))
+        if cache["type"] == "pvc" and cache["access_mode"] not in ACCESS_MODES:
+            out.append("%s: cache.access_mode must be one of %s" % (where, ", ".join(ACCESS_MODES)))
+        download = _entry_get(entry, "download", settings)
+        if download and cache["type"] == "none":
+            out.append("%s: download needs a cache (cache.type hostPath or pvc) to download into" % where)
+        model = str(entry.get("model") or "")
+        if download and model.startswith("/") and not entry.get("model_id"):
+            out.append("%s: download of the local path %s needs model_id (the Hugging Face id to fetch)"
+                       % (where, model))
+        for key, value in sorted((entry.get("labels") or {}).items()):
+            if not _LABEL_VALUE.match(str(value)) or len(str(value)) > 63:
+                out.append("%s: labels.%s value %r is not a valid label value" % (where, key, value))
+    for entry in catalog:
+        if isinstance(entry, dict) and entry.get("fallback"):
+            if entry["fallback"] not in names:
+                out.append("vllm_catalog entry %s: fallback %s is not a catalog entry (known: %s)"
+                           % (entry.get("name"), entry["fallback"], ", ".join(names)))
+            elif entry["fallback"] == entry.get("name"):
+                out.append("vllm_catalog entry %s: fallback names the entry itself" % entry.get("name"))
+    if out:
+        return out
+    out.extend(_mode_problems(catalog, settings))
+    out.extend(_shared_problems(catalog, settings))
+    return out
+
+
+def _mode_problems(catalog, settings):
+    out = []
+    modes = known_modes(catalog, settings)
+    active = settings.get("active_mode") or ""
+    if active and active not in modes:
+        out.append("vllm_active_mode %s is not a mode of the catalog (known: %s)" % (active, ", ".join(modes) or "none"))
+    return out
+
+
+def _shared_problems(catalog, settings):
+    """Entries that share a Service (the stable name clients use) must agree and never run together."""
+    out = []
+    by_service = {}
+    for entry in catalog:
+        if entry.get("enabled", True) is False:
+            continue
+        by_service.setdefault(_service_of(entry, settings)["name"], []).append(entry)
+    for service, entries in by_service.items():
+        if len(entries) < 2:
+            continue
+        first = entries[0]
+        for other in entries[1:]:
+            if _service_of(other, settings) != _service_of(first, settings):
+                out.append("Service %s: entries %s and %s disagree on its port or type"
+                           % (service, first["name"], other["name"]))
+            if _ingress_of(other, settings) != _ingress_of(first, settings):
+                out.append("Service %s: entries %s and %s disagree on its ingress"
+                           % (service, first["name"], other["name"]))
+        for mode in [""] + known_modes(catalog, settings):
+            together = [e["name"] for e in entries if active_in(e, mode)]
+            if len(together) > 1:
+                out.append("Service %s would route to %s at the same time%s: give them different services or "
+                           "different modes" % (service, " and ".join(together),
+                                                " (mode %s)" % mode if mode else " (always on)"))
+                break
+    claims = {}
+    for entry in catalog:
+        cache = _cache_of(entry, settings)
+        if cache["type"] != "pvc" or not cache.get("create"):
+            continue
+        spec = (cache["access_mode"], cache["size"], cache["storage_class"])
+        if cache["claim"] in claims and claims[cache["claim"]][1] != spec:
+            out.append("PersistentVolumeClaim %s: entries %s and %s disagree on access mode, size or storage class"
+                       % (cache["claim"], claims[cache["claim"]][0], entry["name"]))
+        claims.setdefault(cache["claim"], (entry["name"], spec))
+    return out
+
+
+# --- expansion ------------------------------------------------------------------------------------
+
+def format_number(value):
+    """0.9 -> '0.9', 8192 -> '8192', 0.85 -> '0.85' (what a person would type on the command line)."""
+    if isinstance(value, bool):
+        raise TypeError("a flag value, not a boolean, was expected")
+    if isinstance(value, int):
+        return str(value)
+    text = ("%.6f" % float(value)).rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def vllm_args(entry, settings):
+    """Container args for ``server: vllm``: flags from the entry's keys, then its extra ``args``."""
+    args = []
+    model_flag = entry.get("model_flag")
+    if model_flag is None:
+        model_flag = "--model"
+    if model_flag:
+        args += [model_flag, str(entry["model"])]
+    names = served_model_names(entry)
+    if names:
+        args += ["--served-model-name"] + names
+    args += ["--host", "0.0.0.0", "--port", str(_entry_get(entry, "port", settings))]
+    for key, flag in (("dtype", "--dtype"), ("quantization", "--quantization"),
+                      ("gpu_memory_utilization", "--gpu-memory-utilization"), ("max_model_len", "--max-model-len"),
+                      ("tensor_parallel_size", "--tensor-parallel-size"), ("max_num_seqs", "--max-num-seqs"),
+                      ("kv_cache_dtype", "--kv-cache-dtype")):
+        value = entry.get(key)
+        if value is not None and value != "":
+            args += [flag, format_number(value) if not isinstance(value, str) else value]
+    if entry.get("enforce_eager"):
+        args.append("--enforce-eager")
+    if entry.get("trust_remote_code"):
+        args.append("--trust-remote-code")
+    return args + [str(a) for a in entry.get("args") or []]
+
+
+def served_model_names(entry):
+    """The names clients use; a vLLM entry without any serves its catalog name as a stable alias."""
+    names = entry.get("served_model_names")
+    if names is None:
+        return [entry["name"]] if (entry.get("server") or "vllm") == "vllm" else []
+    return [str(n) for n in names]
+
+
+def startup_budget(entry, settings):
+    """Seconds the startupProbe allows: the entry's own budget, else load time x factor, at least the minimum."""
+    if entry.get("startup_budget_seconds"):
+        return int(entry["startup_budget_seconds"])
+    load = float(_entry_get(entry, "load_seconds", settings))
+    return int(max(float(settings["startup_min_seconds"]), math.ceil(load * float(settings["startup_factor"]))))
+
+
+def _probes(entry, settings, health):
+    period = int(settings["probe_period_seconds"])
+    budget = startup_budget(entry, settings)
+    return {
+        "path": health["path"],
+        "startup": {"period": period, "failure_threshold": int(math.ceil(budget / float(period))),
+                    "timeout": max(1, min(period, 5)), "budget": budget},
+        "readiness": {"period": period, "failure_threshold": 3, "timeout": max(1, min(period, 5))},
+        "liveness": {"period": int(settings["liveness_period_seconds"]),
+                     "failure_threshold": int(settings["liveness_failure_threshold"]), "timeout": 10},
+    }
+
+
+def _env(entry, cache, offline, hf_secret):
+    env = []
+    if hf_secret:
+        env.append({"name": "HF_TOKEN", "secret": hf_secret, "key": "token"})
+    if cache["type"] != "none" and cache["mount_path"].rstrip("/").endswith(".cache/huggingface"):
+        env.append({"name": "HF_HOME", "value": cache["mount_path"]})
+    if offline:
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
+    for key, value in sorted((entry.get("env") or {}).items()):
+        if any(e["name"] == key for e in env):
+            env = [e for e in env if e["name"] != key]
+        env.append({"name": str(key), "value": value if isinstance(value, str) else json.dumps(value)})
+    return env
+
+
+def _affinity(entry):
+    terms = entry.get("node_affinity") or []
+    if not terms:
+        return None
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": t["key"], "operator": t.get("operator") or "In",
+                               "values": [str(v) for v in t.get("values") or []]} for t in terms]}]}}}
+
+
+def workload(entry, settings):
+    """One catalog entry expanded with settings: every value the Deployment, PDB and probes need."""
+    name = entry["name"]
+    full = settings["name_prefix"] + name
+    server = entry.get("server") or "vllm"
+    service = _service_of(entry, settings)
+    health_in = entry.get("health") or {}
+    health = {
+        "kind": health_in.get("kind") or settings["health_kind"],
+        "path": health_in.get("path") or settings["health_path"],
+        "field": health_in.get("field") or "",
+        "value": health_in.get("value", True),
+        "models": health_in.get("models") if health_in.get("models") is not None else bool(
+            served_model_names(entry)),
+    }
+    cache = _cache_of(entry, settings)
+    download = bool(_entry_get(entry, "download", settings)) and cache["type"] != "none"
+    offline = entry.get("hf_offline")
+    if offline is None:
+        offline = bool(settings.get("hf_offline")) or download
+    hf_secret = settings.get("hf_token_secret") or ""
+    common = {
+        LABEL_NAME: settings["app_name"],
+        LABEL_PART_OF: settings["part_of"],
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+    selector = {LABEL_NAME: settings["app_name"], LABEL_INSTANCE: full}
+    labels = dict(common)
+    labels.update({LABEL_INSTANCE: full, LABEL_COMPONENT: "model-server"})
+    labels.update({str(k): str(v) for k, v in (entry.get("labels") or {}).items()})
+    pod_labels = dict(labels)
+    pod_labels[LABEL_SERVICE] = service["name"]
+    modes = _modes_of(entry)
+    active = active_in(entry, settings.get("active_mode") or "")
+    node_selector = dict(settings.get("node_selector") or {})
+    node_selector.update(entry.get("node_selector") or {})
+    tolerations = entry.get("tolerations")
+    if tolerations is None:
+        tolerations = settings.get("tolerations") or []
+    resources = {"requests": {"cpu": str(_entry_get(entry, "cpu", settings)),
+                              "memory": str(_entry_get(entry, "memory", settings))},
+                 "limits": {}}
+    gpus = int(_entry_get(entry, "gpus", settings))
+    if gpus:
+        resources["limits"]["nvidia.com/gpu"] = str(gpus)
+    for key, setting in (("cpu", "cpu_limit"), ("memory", "memory_limit")):
+        value = _entry_get(entry, setting, settings)
+        if value:
+            resources["limits"][key] = str(value)
+    model = str(entry["model"])
+    model_id = entry.get("model_id") or model
+    annotations = {
+        ANNOTATION_PREFIX + "modes": ",".join(modes) if modes is not None else "*",
+        ANNOTATION_PREFIX + "served-model-names": ",".join(served_model_names(entry)),
+        ANNOTATION_PREFIX + "health": "%s %s" % (health["kind"], health["path"]),
+        ANNOTATION_PREFIX + "model": model_id,
+    }
+    if entry.get("fallback"):
+        annotations[ANNOTATION_PREFIX + "fallback"] = settings["name_prefix"] + entry["fallback"]
+    annotations.update({str(k): str(v) for k, v in (entry.get("annotations") or {}).items()})
+    out = {
+        "name": name,
+        "full_name": full,
+        "namespace": settings["namespace"],
+        "description": entry.get("description") or "",
+        "server": server,
+        "image": entry.get("image") or settings["image"],
+        "image_pull_policy": entry.get("image_pull_policy") or settings["image_pull_policy"],
+        "command": [str(c) for c in entry.get("command") or []],
+        "args": vllm_args(entry, settings) if server == "vllm" else [str(a) for a in entry.get("args") or []],
+        "model": model,
+        "model_id": model_id,
+        "served_model_names": served_model_names(entry),
+        "port": int(_entry_get(entry, "port", settings)),
+        "gpus": gpus,
+        "resources": resources,
+        "shm_size": str(_entry_get(entry, "shm_size", settings)),
+        "runtime_class": settings.get("runtime_class") or "",
+        "node_selector": node_selector,
+        "affinity": _affinity(entry),
+        "tolerations": tolerations,
+        "env": _env(entry, cache, offline, hf_secret),
+        "cache": cache,
+        "download": download,
+        "download_image": entry.get("download_image") or settings.get("download_image") or
+        entry.get("image") or settings["image"],
+        "prepull": None,
+        "probes": _probes(entry, settings, health),
+        "health": health,
+        "load_seconds": float(_entry_get(entry, "load_seconds", settings)),
+        "service": service["name"],
+        "service_port": service["port"],
+        "labels": labels,
+        "pod_labels": pod_labels,
+        "selector": selector,
+        "annotations": annotations,
+        "modes": modes,
+        "active": active,
+        "replicas": int(entry.get("replicas") or 1) if active else 0,
+        "fallback": entry.get("fallback") or "",
+    }
+    out["container"] = "vllm" if server == "vllm" else "server"
+    out["download_args"] = ["--repo", model_id, "--cache-dir", cache["mount_path"]] + (
+        ["--local-dir", model] if model.startswith("/") else [])
+    if _entry_get(entry, "prepull", settings):
+        prepull_labels = dict(common)
+        prepull_labels.update({LABEL_INSTANCE: full + "-prepull", LABEL_COMPONENT: "image-prepull"})
+        images = [out["image"]]
+        if download and out["download_image"] not in images:
+            images.append(out["download_image"])
+        out["prepull"] = {"name": full + "-prepull", "labels": prepull_labels, "images": images,
+                          "selector": {LABEL_NAME: settings["app_name"], LABEL_INSTANCE: full + "-prepull"}}
+    out["compat"] = compat_model(dict(entry, **{"model": model_id}))
+    return out
+
+
+def compat_model(entry):
+    """The ``model`` option of ``baremetal.gpu.vllm_compat`` for a catalog entry (or a workload)."""
+    model = {"name": entry.get("model_id") or entry["model"]}
+    for key in ("dtype", "quantization", "max_model_len", "tensor_parallel_size", "gpu_memory_utilization",
+                "kv_cache_dtype", "params_b", "weights_gib", "num_layers", "num_kv_heads", "head_dim"):
+        if entry.get(key) is not None and entry.get(key) != "":
+            model[key] = entry[key]
+    if entry.get("enforce_eager"):
+        model["enforce_eager"] = True
+    return model
+
+
+def plan(catalog, settings):
+    """The catalog expanded for deployment; raises CatalogError listing every problem."""
+    settings = dict(DEFAULT_SETTINGS, **(settings or {}))
+    found = problems(catalog, settings)
+    if found:
+        raise CatalogError(found)
+    entries = [e for e in catalog if e.get("enabled", True) is not False]
+    workloads = [workload(e, settings) for e in entries]
+    services = []
+    for entry, w in zip(entries, workloads):
+        existing = [s for s in services if s["name"] == w["service"]]
+        if existing:
+            existing[0]["workloads"].append(w["name"])
+            continue
+        svc = _service_of(entry, settings)
+        services.append({
+            "name": svc["name"],
+            "port": svc["port"],
+            "type": svc["type"],
+            "target_port": w["port"],
+            "labels": {LABEL_NAME: settings["app_name"], LABEL_PART_OF: settings["part_of"],
+                       LABEL_MANAGED_BY: MANAGED_BY, LABEL_INSTANCE: svc["name"]},
+            "selector": {LABEL_NAME: settings["app_name"], LABEL_SERVICE: svc["name"]},
+            "ingress": _ingress_of(entry, settings),
+            "workloads": [w["name"]],
+        })
+    claims = []
+    for w in workloads:
+        cache = w["cache"]
+        if cache["type"] == "pvc" and cache["create"] and cache["claim"] not in [c["name"] for c in claims]:
+            claims.append({"name": cache["claim"], "access_mode": cache["access_mode"], "size": cache["size"],
+                           "storage_class": cache["storage_class"]})
+    common = {LABEL_NAME: settings["app_name"], LABEL_PART_OF: settings["part_of"], LABEL_MANAGED_BY: MANAGED_BY}
+    mode = settings.get("active_mode") or ""
+    return {
+        "namespace": settings["namespace"],
+        "create_namespace": bool(settings.get("create_namespace", True)),
+        "labels": common,
+        "active_mode": mode,
+        "modes": {m: mode_entries(catalog, m) for m in known_modes(catalog, settings)},
+        "hf_token_secret": settings.get("hf_token_secret") or "",
+        "weights_script": settings["name_prefix"] + "weights-check" if any(w["download"] for w in workloads) else "",
+        "prepull_pause_image": settings["prepull_pause_image"],
+        "workloads": workloads,
+        "services": services,
+        "claims": claims,
+    }
+
+
+# --- rendering outside Ansible -----------------------------------------------------------------------
+
+def _b64encode(value):
+    return base64.b64encode(str(value).encode("utf-8")).decode("ascii")
+
+
+def render(the_plan, templates_dir, context=None, template="manifests.yaml.j2"):
+    """Render the role's templates with Jinja2 as Ansible's template lookup does; returns the manifests.
+
+    ``context`` carries the other variables the templates read (``vllm_hf_token``, ``vllm_weights_script``).
+    """
+    if not (HAS_JINJA2 and HAS_YAML):
+        raise RuntimeError("rendering needs jinja2 and PyYAML")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir), trim_blocks=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    env.filters["to_json"] = json.dumps
+    env.filters["b64encode"] = _b64encode
+    variables = {"vllm_hf_token": "", "vllm_weights_script": ""}
+    variables.update(context or {})
+    variables["vllm_plan"] = the_plan
+    text = env.get_template(template).render(**variables)
+    return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc]
+
+
+def load_yaml(path):
+    """A YAML file as data ({} when empty)."""
+    if not HAS_YAML:
+        raise RuntimeError("PyYAML is required")
+    with open(path) as handle:
+        return yaml.load(handle, Loader=_LOADER) or {}
+
+
+def role_paths(role_dir):
+    """Where the role keeps its defaults, argument spec, templates and files."""
+    return {
+        "defaults": os.path.join(role_dir, "defaults", "main.yml"),
+        "argument_specs": os.path.join(role_dir, "meta", "argument_specs.yml"),
+        "templates": os.path.join(role_dir, "templates"),
+        "weights_script": os.path.join(role_dir, "files", "check_weights.py"),
+    }
+
+
+def render_role(role_dir, overrides=None, check_spec=True):
+    """Plan and manifests of ``roles/vllm`` for role defaults updated with ``overrides`` (inventory vars).
+
+    What the role does inside Ansible, for callers outside it (the benchmark, tests). The ``vllm_*``
+    values must be plain data (no Jinja expressions).
+    """
+    paths = role_paths(role_dir)
+    role_vars = load_yaml(paths["defaults"])
+    role_vars.update(copy.deepcopy(overrides or {}))
+    catalog = role_vars.get("vllm_catalog") or []
+    if check_spec:
+        spec = load_yaml(paths["argument_specs"])["argument_specs"]["main"]["options"]["vllm_catalog"]["options"]
+        errors = spec_errors(catalog, spec)
+        if errors:
+            raise CatalogError(errors)
+    the_plan = plan(catalog, settings_from_vars(role_vars))
+    with open(paths["weights_script"]) as handle:
+        script = handle.read()
+    manifests = render(the_plan, paths["templates"], {"vllm_hf_token": role_vars.get("vllm_hf_token") or "",
+                                                      "vllm_weights_script": script})
+    return the_plan, manifests

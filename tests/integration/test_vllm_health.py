@@ -1,0 +1,143 @@
+"""baremetal.gpu.vllm_health and plugins/module_utils/health.py against fake vLLM servers, directly
+and through the fake Kubernetes API's service proxy."""
+
+import copy
+import json
+import pathlib
+import re
+import socket
+import time
+
+import pytest
+import yaml
+
+from ansible_collections.baremetal.gpu.plugins.module_utils import catalog, health
+from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
+from tests.harness.ansible_cli import kube_env, run_tool
+from tests.harness.fake_vllm import FakeVLLMServer
+from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
+
+
+def wait(server, **kwargs):
+    return health.wait_serving(health.url_fetch(server.url), **kwargs)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_health_waits_for_a_slow_start_and_notices_within_half_a_second(fake_vllm):
+    load = 1.0
+    started = time.monotonic()
+    server = fake_vllm(served_model_names=("vllm-qwen",), load_seconds=load)
+    result = wait(server, served_model_name="vllm-qwen", timeout=10)
+    returned = time.monotonic() - started
+    assert result["ready"] is True
+    assert result["attempts"]["health"] > 1  # it really waited: refused while loading
+    assert result["elapsed"]["health"] >= load - 0.1
+    assert returned < load + 0.5  # detection latency under 0.5 s
+    assert result["models"] == ["vllm-qwen"]
+    assert set(result["elapsed"]) == {"health", "models", "total"}
+
+
+def test_a_wrong_model_name_fails_at_once_naming_what_is_served(fake_vllm):
+    server = fake_vllm(served_model_names=("vllm-qwen",))
+    started = time.monotonic()
+    with pytest.raises(health.HealthError) as err:
+        wait(server, served_model_name="vllm-r1", timeout=30)
+    assert time.monotonic() - started < 2
+    assert "wrong model: the server lists vllm-qwen, not vllm-r1" in str(err.value)
+    assert err.value.result["failed_phase"] == "models"
+    assert err.value.result["last"]["status"] == 200
+
+
+def test_json_health_reads_the_field_not_just_the_status(fake_vllm):
+    # A service that answers 200 while loading and says so only in the body (field notes 4).
+    server = fake_vllm(health_mode="json", load_seconds=0.8, listen_during_load=True, json_loading_status=200)
+    result = wait(server, kind="json", field="ready", value=True, check_models=False, timeout=10)
+    assert result["elapsed"]["health"] >= 0.6
+    assert json.loads(result["last"]["body"]) == {"status": "healthy", "ready": True}
+    early = fake_vllm(health_mode="json", load_seconds=5, listen_during_load=True, json_loading_status=200)
+    plain = wait(early, kind="vllm", check_models=False, timeout=5)  # a status-only check is fooled
+    assert plain["elapsed"]["health"] < 1
+    with pytest.raises(health.HealthError) as err:
+        wait(early, kind="json", field="status", value=["healthy", "ok"], check_models=False, timeout=0.6)
+    assert 'status is "initializing", not "healthy" or "ok"' in err.value.result["last"]["why"]
+
+
+def test_a_server_that_never_gets_healthy_times_out_with_what_it_saw(fake_vllm):
+    server = fake_vllm(hang=True, listen_during_load=True)
+    started = time.monotonic()
+    with pytest.raises(health.HealthError) as err:
+        wait(server, served_model_name="x", timeout=1.0, interval=0.2)
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 1.5
+    assert re.search(r"not healthy \(status 503\) after 1\.\d s in phase health; last answer to /health: status 503",
+                     str(err.value)), str(err.value)
+    assert err.value.result["attempts"]["health"] >= 5
+
+
+def test_nothing_listening_and_the_interval_never_exceeds_half_a_second():
+    url = "http://127.0.0.1:%d" % free_port()
+    with pytest.raises(health.HealthError) as err:
+        health.wait_serving(health.url_fetch(url), timeout=1.2, interval=5)
+    assert "no answer" in str(err.value) and "refused" in str(err.value)
+    assert err.value.result["attempts"]["health"] >= 3
+
+
+def test_one_tiny_completion_proves_inference_and_is_timed(fake_vllm):
+    server = fake_vllm(served_model_names=("vllm-qwen",), response_delay=0.15)
+    result = wait(server, served_model_name="vllm-qwen", inference=True, timeout=10)
+    assert result["inference"]["latency_s"] >= 0.15
+    assert result["inference"]["text"]
+    assert result["inference"]["usage"]["completion_tokens"] == 1
+    assert set(result["elapsed"]) == {"health", "models", "inference", "total"}
+
+
+# --- through the API server's service proxy -----------------------------------------------------------
+
+@pytest.fixture
+def homelab_cluster(kube_api, kubeconfig):
+    """The home-lab manifests applied to the fake API; its pods load for 1 s."""
+
+    def factory(pod):
+        main = pod["spec"]["containers"][0]
+        return FakeVLLMServer.from_args((main.get("command") or []) + (main.get("args") or []), port=0,
+                                        load_seconds=1.0)
+
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(),
+                          vllm_factory=factory) as sim:
+        kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
+        manifests = catalog.render_role(str(ROOT / "roles" / "vllm"), copy.deepcopy(HOMELAB))[1]
+        k8s.apply_all(kube, manifests)
+        try:
+            yield kube
+        finally:
+            kube.close()
+    assert not sim.errors, sim.errors
+
+
+def test_through_the_service_proxy_it_waits_for_the_pod_to_load(homelab_cluster):
+    started = time.monotonic()
+    fetch = health.proxy_fetch(homelab_cluster, "ml", "vllm-api", 8000)
+    result = health.wait_serving(fetch, served_model_name="vllm-qwen", inference=True, timeout=15)
+    assert result["where"] == "service ml/vllm-api port 8000 through the API proxy"
+    assert result["elapsed"]["health"] >= 0.9 and time.monotonic() - started < 5
+    assert result["models"] == ["vllm-qwen"] and result["inference"]["latency_s"] < 1
+
+
+def test_the_module_reports_the_pods_behind_the_service_on_failure(homelab_cluster, kubeconfig):
+    args = {"service": "vllm-api", "namespace": "ml", "port": "8000", "served_model_name": "vllm-r1", "timeout": 15}
+    env = dict(kube_env(kubeconfig), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    run = run_tool("ansible", "localhost", "-m", "baremetal.gpu.vllm_health", "-a", json.dumps(args), env=env,
+                   check=False)
+    result = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert result["failed"] is True and result["failed_phase"] == "models"
+    assert "wrong model: the server lists vllm-qwen, not vllm-r1" in result["msg"]
+    assert result["pods"].startswith("pod vllm-ml-") and "Running ready" in result["pods"]
+    assert result["last"]["status"] == 200 and "vllm-qwen" in result["last"]["body"]

@@ -1,0 +1,104 @@
+"""The vllm role run by ansible-playbook against the fake Kubernetes API and kubelet simulator, with
+the home-lab inventory's catalog: deploy, switch the GPU mode, stay idempotent, never print the token,
+and refuse a catalog with a mistyped key or conflicting entries before touching the cluster."""
+
+import copy
+import pathlib
+import re
+
+import pytest
+import yaml
+
+from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
+from tests.harness.ansible_cli import ansible_playbook, kube_env
+from tests.harness.fake_vllm import FakeVLLMServer
+from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
+TOKEN = "hf_RoleSecretToken0042"
+TOKEN_B64 = "aGZfUm9sZVNlY3JldFRva2VuMDA0Mg=="
+PLAY = """---
+- name: Deploy the model catalog
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: baremetal.gpu.vllm
+"""
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def playbook(tmp_path):
+    path = tmp_path / "vllm.yml"
+    path.write_text(PLAY)
+    return path
+
+
+@pytest.fixture
+def cluster(kube_api, kubeconfig):
+    def factory(pod):
+        main = pod["spec"]["containers"][0]
+        return FakeVLLMServer.from_args((main.get("command") or []) + (main.get("args") or []), port=0,
+                                        load_seconds=0.2)
+
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(),
+                          vllm_factory=factory) as sim:
+        kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
+        try:
+            yield kube
+        finally:
+            kube.close()
+    assert not sim.errors, sim.errors
+
+
+def recap(output):
+    match = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", output)
+    assert match, output[-3000:]
+    return {"ok": int(match.group(1)), "changed": int(match.group(2)), "failed": int(match.group(3))}
+
+
+def replicas(kube):
+    items = kube.items("apps/v1", "Deployment", "ml")
+    return {d["metadata"]["name"]: d["spec"]["replicas"] for d in items}
+
+
+def test_role_deploys_switches_modes_and_stays_idempotent(cluster, kubeconfig, playbook):
+    env = kube_env(kubeconfig)
+    first = ansible_playbook(playbook, "-v", "--diff", extra_vars=dict(HOMELAB, vllm_hf_token=TOKEN), env=env)
+    out = first.stdout + first.stderr
+    assert recap(out)["changed"] >= 1
+    assert "item=vllm-ml (vllm-qwen)" in out  # the health wait ran for the running workload only
+    assert "item=vllm-r1" not in out
+    assert TOKEN not in out and TOKEN_B64 not in out
+    assert replicas(cluster) == {"vllm-ml": 1, "vllm-r1": 0}
+    assert cluster.get("v1", "Secret", "vllm-hf-token", "ml") is not None
+
+    switched_vars = dict(HOMELAB, vllm_hf_token=TOKEN, vllm_active_mode="r1")
+    switched = ansible_playbook(playbook, "--diff", extra_vars=switched_vars, env=env)
+    out = switched.stdout + switched.stderr
+    assert recap(out)["changed"] >= 1
+    assert "item=vllm-r1 (vllm-r1)" in out
+    assert TOKEN not in out and TOKEN_B64 not in out
+    assert replicas(cluster) == {"vllm-ml": 0, "vllm-r1": 1}
+
+    again = ansible_playbook(playbook, extra_vars=dict(HOMELAB, vllm_hf_token=TOKEN, vllm_active_mode="r1"), env=env)
+    assert recap(again.stdout)["changed"] == 0
+
+
+def test_a_mistyped_catalog_key_or_a_conflict_fails_before_touching_the_cluster(playbook, tmp_path):
+    env = kube_env(tmp_path / "no-such-kubeconfig")
+    typo = copy.deepcopy(HOMELAB)
+    typo["vllm_catalog"][0]["max_model_lenght"] = 8192
+    run = ansible_playbook(playbook, extra_vars=typo, env=env, check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "max_model_lenght" in out and "Validating arguments against arg spec" in out
+
+    conflict = copy.deepcopy(HOMELAB)
+    conflict["vllm_catalog"][1]["modes"] = ["ml", "r1"]
+    run = ansible_playbook(playbook, extra_vars=conflict, env=env, check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Service vllm-api would route to ml and r1 at the same time (mode ml)" in out
