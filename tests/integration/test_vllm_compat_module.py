@@ -73,23 +73,14 @@ def test_preflight_fails_on_a_workload_that_would_not_start():
 
 # --- registry lookup (offline: false) -----------------------------------------------------------------
 
-@pytest.fixture
-def registry(request):
-    """The harness's local registry (tests/harness/registry_fixtures.py), when it is installed here."""
-    try:
-        return request.getfixturevalue("oci_registry")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/harness/registry_fixtures.py (oci_registry) is not available")
-
-
-def lookup(registry, **extra):
+def lookup(**extra):
     return dict({"insecure": True, "timeout": 5}, **extra)
 
 
 @pytest.mark.registry
-def test_registry_config_overrides_the_data(registry):
-    image = "%s/vllm/vllm-openai:v0.15.1" % registry.address
-    result = compat.check(image, HOMELAB, QWEN_AWQ, offline=False, registry=lookup(registry))
+def test_registry_config_overrides_the_data(oci_registry):
+    image = "%s/vllm/vllm-openai:v0.15.1" % oci_registry.address
+    result = compat.check(image, HOMELAB, QWEN_AWQ, offline=False, registry=lookup())
     info = result["image"]
     assert info["source"] == "registry" and info["confidence"] == "confirmed"
     assert result["image_cuda"] == info["cuda"] and info["nvidia_require_cuda"].startswith("cuda>=")
@@ -100,14 +91,14 @@ def test_registry_config_overrides_the_data(registry):
 
 
 @pytest.mark.registry
-def test_registry_knows_images_the_data_does_not(registry):
+def test_registry_knows_images_the_data_does_not(oci_registry):
     env = {"CUDA_VERSION": "12.6.3", "NVIDIA_REQUIRE_CUDA": "cuda>=12.6 brand=tesla,driver>=535,driver<536"}
-    registry.push_image("acme/asr-server", "1.0", env=env)
-    image = "%s/acme/asr-server:1.0" % registry.address
+    oci_registry.push_image("acme/asr-server", "1.0", env=env)
+    image = "%s/acme/asr-server:1.0" % oci_registry.address
     offline = compat.check(image, H100_535, {"name": "Qwen/Qwen3-ASR-1.7B", "max_model_len": 4096})
     assert "unknown_image" in [r["code"] for r in offline["reasons"]] and offline["image_cuda"] is None
     online = compat.check(image, H100_535, {"name": "Qwen/Qwen3-ASR-1.7B", "max_model_len": 4096},
-                          offline=False, registry=lookup(registry))
+                          offline=False, registry=lookup())
     assert online["image_cuda"] == "12.6.3"
     (reason,) = [r for r in online["reasons"] if r["code"] == "driver_too_old"]
     # a tesla-brand card on R535 is covered by the image's own list; the H100 reports brand "nvidia"
@@ -115,8 +106,8 @@ def test_registry_knows_images_the_data_does_not(registry):
 
 
 @pytest.mark.registry
-def test_registry_mirror_and_cache(registry, tmp_path):
-    opts = lookup(registry, registry_mirrors={"docker.io": "http://%s" % registry.address}, cache_dir=str(tmp_path))
+def test_registry_mirror_and_cache(oci_registry, tmp_path):
+    opts = lookup(registry_mirrors={"docker.io": "http://%s" % oci_registry.address}, cache_dir=str(tmp_path))
     first = compat.resolve_image("vllm/vllm-openai:v0.12.0", offline=False, registry=opts)[0]
     second = compat.resolve_image("vllm/vllm-openai:v0.12.0", offline=False, registry=opts)[0]
     assert first["source"] == second["source"] == "registry"
@@ -135,33 +126,25 @@ def test_unreachable_registry_falls_back_to_the_data_with_a_warning():
 
 
 @pytest.mark.registry
-def test_registry_lookup_through_ansible(registry):
+def test_registry_lookup_through_ansible(oci_registry):
     result = ansible_module("baremetal.gpu.vllm_compat", {
-        "image": "%s/vllm/vllm-openai:v0.8.5.post1" % registry.address, "node": H100_535,
+        "image": "%s/vllm/vllm-openai:v0.8.5.post1" % oci_registry.address, "node": H100_535,
         "model": {"name": "Qwen/Qwen3-8B", "max_model_len": 8192}, "offline": False,
         "registry": {"insecure": True, "timeout": 5}, "fail_on": "never"})
     assert result["image"]["source"] == "registry", json.dumps(result["reasons"])
     assert result["image_cuda"] == result["image"]["cuda"]
 
 
-@pytest.fixture
-def registry_auth(request):
-    try:
-        return request.getfixturevalue("oci_registry_auth")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/harness/registry_fixtures.py (oci_registry_auth) is not available")
-
-
 @pytest.mark.registry
-def test_token_auth_anonymous_and_with_credentials(registry_auth):
-    public = "%s/vllm/vllm-openai:v0.15.1" % registry_auth.address
+def test_token_auth_anonymous_and_with_credentials(oci_registry_auth):
+    public = "%s/vllm/vllm-openai:v0.15.1" % oci_registry_auth.address
     anonymous = compat.check(public, HOMELAB, QWEN_AWQ, offline=False, registry={"insecure": True, "timeout": 5})
     assert anonymous["image"]["source"] == "registry"
-    private = "%s/private/vllm-openai:v0.15.1" % registry_auth.address
+    private = "%s/private/vllm-openai:v0.15.1" % oci_registry_auth.address
     denied = compat.check(private, HOMELAB, QWEN_AWQ, offline=False, registry={"insecure": True, "timeout": 5})
     assert denied["image"]["source"] == "data" and denied["verdict"] == "warn"
     assert "registry lookup" in [r for r in denied["reasons"] if r["code"] == "unknown_image"][0]["message"]
     allowed = compat.check(private, HOMELAB, QWEN_AWQ, offline=False, registry={
-        "insecure": True, "timeout": 5, "username": registry_auth.username, "password": registry_auth.password})
+        "insecure": True, "timeout": 5, "username": oci_registry_auth.username, "password": oci_registry_auth.password})
     assert allowed["image"]["source"] == "registry" and allowed["image_cuda"] == anonymous["image_cuda"]
     assert allowed["verdict"] == "fail"  # a CUDA 12.9 image on the RTX 3060's 570 driver
