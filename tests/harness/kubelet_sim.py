@@ -226,6 +226,15 @@ def compact(status: Obj, omit_zero: Tuple[str, ...]) -> Obj:
     return {k: v for k, v in status.items() if not (k in omit_zero and v == 0)}
 
 
+class RequestFailed(RuntimeError):
+    """An API request the simulator made was refused (status and Status body attached)."""
+
+    def __init__(self, message: str, status: int, body: Obj) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
 class Backend:
     """What `vllm_factory` returns: `.start() -> url`, `.stop()`; optional `.logs()`, `.exit_code`
     or `.poll()` (None while running). Documented here; any object with these methods works."""
@@ -303,6 +312,8 @@ class KubeletSimulator:
         self._runtimes: Dict[str, PodRuntime] = {}
         self._unschedulable_reported: Dict[str, str] = {}
         self._assumed: Dict[str, str] = {}  # pod uid -> node, chosen but not bound yet (scheduler cache)
+        self._create_failures: Dict[str, str] = {}  # owner uid -> last pod creation error
+        self._retry_pending = False
         self._ip_next: Dict[str, int] = {}
         self._background: set = set()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -404,6 +415,20 @@ class KubeletSimulator:
         if self._session:
             await self._session.close()
 
+    def _retry_later(self, delay: float = 0.5) -> None:
+        """Run another reconcile pass after `delay` (failed creations are retried, like a workqueue)."""
+        if self._retry_pending or self._stopping:
+            return
+        self._retry_pending = True
+
+        async def poke() -> None:
+            await asyncio.sleep(delay)
+            self._retry_pending = False
+            if self._dirty is not None:
+                self._dirty.set()
+
+        self._spawn(poke())
+
     def _spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
@@ -415,7 +440,8 @@ class KubeletSimulator:
 
     # ------------------------------------------------------------------ HTTP to the API server
     async def _request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-                       params: Optional[Dict[str, str]] = None, ok_missing: bool = True) -> Optional[Obj]:
+                       params: Optional[Dict[str, str]] = None, ok_missing: bool = True,
+                       tolerate: Tuple[int, ...] = ()) -> Optional[Obj]:
         assert self._session is not None
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if body is not None else {}
@@ -428,8 +454,13 @@ class KubeletSimulator:
                 return None
             if resp.status >= 400:
                 message = f"{method} {path}: {resp.status} {text[:300]}"
-                self.errors.append(message)
-                raise RuntimeError(message)
+                if resp.status not in tolerate:
+                    self.errors.append(message)
+                try:
+                    body = json.loads(text)
+                except ValueError:
+                    body = {"message": text}
+                raise RequestFailed(message, resp.status, body)
             result = json.loads(text) if text else None
         if isinstance(result, dict) and result.get("kind") not in (None, "Status") and "metadata" in result:
             self._remember_write(path, result)
@@ -742,6 +773,10 @@ class KubeletSimulator:
         else:
             conditions.append(condition("Progressing", True, "ReplicaSetUpdated",
                                         f'ReplicaSet "{rs_name}" is progressing.', previous))
+        failure = next((c for c in ((new_rs or {}).get("status") or {}).get("conditions") or []
+                        if c.get("type") == "ReplicaFailure" and c.get("status") == "True"), None)
+        if failure:
+            conditions.append(condition("ReplicaFailure", True, "FailedCreate", failure.get("message", ""), previous))
         for cond in conditions:
             old = next((c for c in previous if c.get("type") == cond["type"]), None)
             same = old is not None and all(old.get(k) == cond.get(k) for k in ("status", "reason", "message"))
@@ -793,6 +828,12 @@ class KubeletSimulator:
         status = compact({"replicas": len(pods), "fullyLabeledReplicas": fully, "readyReplicas": ready,
                           "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)},
                          ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"))
+        failure = self._create_failures.get(rs["metadata"]["uid"])
+        if failure and len(pods) < wanted:
+            status["conditions"] = [condition("ReplicaFailure", True, "FailedCreate", failure,
+                                              (rs.get("status") or {}).get("conditions"))]
+        elif len(pods) >= wanted:
+            self._create_failures.pop(rs["metadata"]["uid"], None)
         if status != (rs.get("status") or {}):
             await self._put_status("apps/v1", "replicasets", rs, status)
 
@@ -813,7 +854,20 @@ class KubeletSimulator:
         spec = template.get("spec") or {}
         spec.update(spec_overrides or {})
         body = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
-        return await self._create("v1", "pods", owner["metadata"]["namespace"], body)
+        namespace = owner["metadata"]["namespace"]
+        try:
+            return await self._request("POST", self._path("v1", "pods", namespace), body,
+                                       params={"fieldManager": CONTROLLER}, tolerate=(403, 422))
+        except RequestFailed as failed:
+            # like the real controllers: a Warning event and a ReplicaFailure condition, retried later
+            message = f"Error creating: {failed.body.get('message', failed)}"
+            uid = owner["metadata"]["uid"]
+            if self._create_failures.get(uid) != message:
+                self._create_failures[uid] = message
+                self.event(owner, "FailedCreate", message, "Warning",
+                           component=f"{kind.lower()}-controller")
+            self._retry_later()
+            return None
 
     # ------------------------------------------------------------------ statefulsets
     async def _sync_statefulset(self, sts: Obj) -> None:

@@ -445,7 +445,7 @@ class TokenServer:
                 auth = self.headers.get("Authorization", "")
                 if auth.lower().startswith("basic "):
                     try:
-                        user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+                        user, _colon, password = base64.b64decode(auth[6:]).decode().partition(":")
                     except (ValueError, UnicodeDecodeError):
                         user, password = "", None
                     if server_self.users.get(user) != password:

