@@ -13,7 +13,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   export PATH=/tmp/site/bin:$PATH
 fi
 {
-  echo "## host"; uname -a; cat /etc/os-release | head -3
+  echo "## host"; uname -a; head -3 /etc/os-release
   echo "## nvidia-smi"; nvidia-smi --query-gpu=index,name,driver_version,memory.total,compute_cap --format=csv
   echo "## python"; python3 --version; python3 -c 'import ansible, pynvml; print("ansible", ansible.__version__ if hasattr(ansible, "__version__") else "?")' 2>&1
 } > "$OUT/host.txt" 2>&1
