@@ -1,0 +1,383 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.gpu maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: nvidia_driver_plan
+short_description: Read a node's NVIDIA driver state and decide what the nvidia_driver role does
+version_added: "0.1.0"
+description:
+  - Reads, without changing anything, what decides a driver install on a GPU node - the driver
+    packages the package manager has installed (and which of them are held), the module the kernel has
+    loaded (C(/proc/driver/nvidia/version)), the GPUs C(nvidia-smi) sees, whether C(nouveau) is loaded,
+    the Secure Boot state and DKMS signing key, and whether the node runs k3s.
+  - Returns the plan the C(baremetal.gpu.nvidia_driver) role follows - nothing to do, install, load,
+    adopt a driver installed outside the package manager, change branch, or refuse - with the
+    packages, repository and pin that implement it, the reboot decision and the Secure Boot verdict.
+  - The decisions are plain functions in C(plugins/module_utils/driver.py); this module only gathers
+    the node's state for them.
+  - Fails, naming the OS and the supported list, on an unsupported distribution, release or
+    architecture. A branch/source combination that cannot be installed is reported in
+    RV(packages_error), so that a driver can still be verified.
+author:
+  - baremetal.gpu maintainers (@baremetal-gpu)
+options:
+  branch:
+    description: Driver branch wanted, for example C("580").
+    type: str
+    required: true
+  source:
+    description:
+      - C(distro) installs the distribution's own packages (Ubuntu restricted, Debian non-free).
+      - C(cuda) installs from NVIDIA's CUDA repository (apt, or dnf module streams on RHEL).
+    type: str
+    choices: [distro, cuda]
+    default: distro
+  open_kernel_module:
+    description: Install NVIDIA's open kernel module (true) or the proprietary one (false).
+    type: bool
+    default: true
+  kernel_module:
+    description:
+      - Whether the role builds and loads the kernel module. Off in containers, which cannot load
+        kernel modules; then only userspace packages are planned and no reboot is ever required.
+    type: bool
+    default: true
+  precompiled:
+    description: On Ubuntu with O(source=distro), use Canonical's signed prebuilt modules instead of DKMS.
+    type: bool
+    default: false
+  allow_branch_change:
+    description: Plan a change when another branch (or kernel module flavour) is installed or loaded.
+    type: bool
+    default: false
+  reboot_allowed:
+    description: Whether the role may reboot the node; only changes C(reboot.reboot) in the result.
+    type: bool
+    default: false
+  distribution:
+    description: C(ansible_distribution) of the node.
+    type: str
+    required: true
+  distribution_version:
+    description: C(ansible_distribution_version) of the node.
+    type: str
+    required: true
+  distribution_major_version:
+    description: C(ansible_distribution_major_version) of the node.
+    type: str
+  architecture:
+    description: C(ansible_architecture) of the node.
+    type: str
+    default: x86_64
+  kernel:
+    description: Running kernel release (C(ansible_kernel)), for headers and Ubuntu's prebuilt modules.
+    type: str
+    required: true
+  cuda_repo_base:
+    description: Base URL of NVIDIA's CUDA repositories, or of a mirror with the same layout.
+    type: str
+    default: https://developer.download.nvidia.com/compute/cuda/repos
+  node_name:
+    description: Kubernetes node name of this host, for draining before a branch change.
+    type: str
+  drain_delegate:
+    description: Inventory host that drains this node when it is a k3s agent without a kubeconfig.
+    type: str
+  drain_timeout:
+    description: Seconds C(kubectl drain) may take.
+    type: int
+    default: 300
+  proc_version_path:
+    description:
+      - File the loaded driver reports its version in. Only tests and chroots change it.
+    type: path
+    default: /proc/driver/nvidia/version
+  proc_modules_path:
+    description: File listing loaded kernel modules. Only tests and chroots change it.
+    type: path
+    default: /proc/modules
+notes:
+  - Read-only; supports check mode fully and never reports a change.
+seealso:
+  - module: baremetal.gpu.gpu_facts
+attributes:
+  check_mode:
+    description: Can run in check_mode and return the same plan.
+    support: full
+  diff_mode:
+    description: Nothing to diff; the module changes nothing.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Plan the driver install
+  baremetal.gpu.nvidia_driver_plan:
+    branch: "580"
+    source: distro
+    distribution: "{{ ansible_distribution }}"
+    distribution_version: "{{ ansible_distribution_version }}"
+    distribution_major_version: "{{ ansible_distribution_major_version }}"
+    architecture: "{{ ansible_architecture }}"
+    kernel: "{{ ansible_kernel }}"
+  register: driver_plan
+
+- name: Refuse to change the branch under running workloads
+  ansible.builtin.assert:
+    that: driver_plan.plan.action != 'refuse'
+    fail_msg: "{{ driver_plan.plan.reason }}"
+"""
+
+RETURN = r"""
+platform:
+  description: The supported platform the node runs.
+  returned: always
+  type: dict
+  sample: {distribution: Ubuntu, release: "24.04", family: Debian, codename: noble, architecture: x86_64}
+installed:
+  description: Driver packages installed, with their driver versions and branches.
+  returned: always
+  type: dict
+  sample: {packages: {nvidia-utils-580-server: "580.95.05"}, versions: ["580.95.05"], branches: ["580"],
+           version: "580.95.05", branch: "580"}
+held:
+  description: Names of packages the package manager holds (apt only).
+  returned: always
+  type: list
+  elements: str
+loaded:
+  description: The loaded driver, from /proc/driver/nvidia/version; null when none is loaded.
+  returned: always
+  type: dict
+  sample: {version: "580.159.04", branch: "580", kernel_module_type: open, architecture: x86_64}
+gpus:
+  description: GPUs nvidia-smi lists (empty when it is missing or fails).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{index: 0, uuid: GPU-5e0c..., name: NVIDIA H100 80GB HBM3, driver_version: "580.159.04",
+            memory_total_mib: 81559}]
+nvidia_smi:
+  description: Path of nvidia-smi and the error it gave, if any.
+  returned: always
+  type: dict
+nouveau_loaded:
+  description: Whether the nouveau module is loaded.
+  returned: always
+  type: bool
+plan:
+  description: What the role does; see C(plan()) in module_utils/driver.py for each action.
+  returned: always
+  type: dict
+  sample: {action: none, current_branch: "580", wanted_branch: "580", branch_change_requested: false,
+           flavour_change_requested: false, managed_by_packages: true,
+           reason: "Branch 580 is installed and loaded; nothing to change."}
+packages:
+  description: Packages (or dnf module specs) that install the wanted branch (empty with RV(packages_error)).
+  returned: always
+  type: list
+  elements: str
+packages_error:
+  description:
+    - Why the wanted branch cannot be installed from the chosen source on this platform (for example
+      Debian's archive serving another branch); null when it can. The role fails with it unless it
+      only verifies.
+  returned: always
+  type: str
+build_packages:
+  description: Packages needed to build the module with DKMS for the running kernel.
+  returned: always
+  type: list
+  elements: str
+pin:
+  description: The apt preferences text and the glob patterns that keep the driver on its branch.
+  returned: always
+  type: dict
+cuda_repo:
+  description: NVIDIA CUDA repository URL and signing key URL for this platform (null when it has none).
+  returned: always
+  type: dict
+reboot:
+  description: Reboot decision for the current state (required, reboot, reason).
+  returned: always
+  type: dict
+secure_boot:
+  description: Secure Boot state, DKMS signing key and the verdict (ok, reason, fix steps).
+  returned: always
+  type: dict
+k3s:
+  description: Whether the node runs k3s and how it can be drained.
+  returned: always
+  type: dict
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.baremetal.gpu.plugins.module_utils import driver
+
+SMI_QUERY = ["--query-gpu=index,uuid,name,driver_version,memory.total", "--format=csv,noheader,nounits"]
+K3S_BINARIES = ("/usr/local/bin/k3s", "/usr/bin/k3s")
+K3S_UNITS = ("/etc/systemd/system/k3s.service", "/etc/systemd/system/k3s-agent.service")
+K3S_KUBECONFIG = "/etc/rancher/k3s/k3s.yaml"
+
+
+def read_text(path):
+    try:
+        with open(path, "r") as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def run(module, argv):
+    """Run a read-only command; (rc, stdout, stderr), rc None when the binary is missing."""
+    path = module.get_bin_path(argv[0])
+    if path is None:
+        return None, "", "%s not found" % argv[0]
+    return module.run_command([path] + list(argv[1:]), environ_update={"LC_ALL": "C"})
+
+
+def installed_packages(module, family):
+    if family == "Debian":
+        rc, out, dummy = run(module, ["dpkg-query", "-W", "-f=${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"])
+        packages = driver.parse_dpkg_query(out) if rc == 0 else {}
+        rc, out, dummy = run(module, ["dpkg", "--get-selections"])
+        return packages, driver.parse_dpkg_holds(out) if rc == 0 else []
+    rc, out, dummy = run(module, ["rpm", "-qa", "--qf", "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n"])
+    return (driver.parse_rpm_query(out) if rc == 0 else {}), []
+
+
+def secure_boot(module, plat, loaded):
+    rc, out, dummy = run(module, ["mokutil", "--sb-state"])
+    state = driver.parse_secure_boot(mokutil_output=(out or "") + (dummy or "") if rc is not None else None,
+                                     efivar_bytes=read_bytes(driver.SECURE_BOOT_EFIVAR))
+    key_family = plat["distribution"] if plat["distribution"] == "Ubuntu" else plat["family"]
+    key = driver.MOK_KEYS.get(key_family, driver.MOK_KEYS["Debian"])
+    enrolled = None
+    if state and os.path.exists(key):
+        rc, out, dummy = run(module, ["mokutil", "--test-key", key])
+        enrolled = "already enrolled" in ((out or "") + (dummy or "")).lower()
+    return {"enabled": state, "mok_key": key if os.path.exists(key) else None, "mok_key_enrolled": enrolled}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            branch=dict(type="str", required=True),
+            source=dict(type="str", default="distro", choices=list(driver.SOURCES)),
+            open_kernel_module=dict(type="bool", default=True),
+            kernel_module=dict(type="bool", default=True),
+            precompiled=dict(type="bool", default=False),
+            allow_branch_change=dict(type="bool", default=False),
+            reboot_allowed=dict(type="bool", default=False),
+            distribution=dict(type="str", required=True),
+            distribution_version=dict(type="str", required=True),
+            distribution_major_version=dict(type="str"),
+            architecture=dict(type="str", default="x86_64"),
+            kernel=dict(type="str", required=True),
+            cuda_repo_base=dict(type="str", default=driver.CUDA_REPO_BASE),
+            node_name=dict(type="str"),
+            drain_delegate=dict(type="str"),
+            drain_timeout=dict(type="int", default=300),
+            proc_version_path=dict(type="path", default="/proc/driver/nvidia/version"),
+            proc_modules_path=dict(type="path", default="/proc/modules"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        plat = driver.platform(p["distribution"], p["distribution_version"], p["distribution_major_version"],
+                               p["architecture"])
+        branch = driver.normalize_branch(p["branch"])
+    except driver.DriverError as exc:
+        module.fail_json(msg=str(exc))
+    precompiled = bool(p["precompiled"]) and plat["distribution"] == "Ubuntu" and p["source"] == "distro"
+    packages_error = None
+    try:
+        packages = driver.driver_packages(plat, p["source"], branch, p["open_kernel_module"], p["kernel_module"],
+                                          precompiled, p["kernel"])
+    except driver.DriverError as exc:
+        # Only fatal when something is to be installed: a verify-only run, or a driver installed
+        # outside the package manager, does not need an installable package set.
+        packages, packages_error = [], str(exc)
+
+    package_versions, held = installed_packages(module, plat["family"])
+    installed = driver.installed_driver(package_versions)
+    loaded = driver.parse_proc_version(read_text(p["proc_version_path"]))
+    modules = read_text(p["proc_modules_path"]) or ""
+    nouveau_loaded = any(line.split(" ", 1)[0] == "nouveau" for line in modules.splitlines())
+
+    smi = {"path": module.get_bin_path("nvidia-smi"), "error": None}
+    gpus = []
+    if smi["path"] and loaded:
+        rc, out, err = run(module, ["nvidia-smi"] + SMI_QUERY)
+        if rc == 0:
+            gpus = driver.parse_nvidia_smi_csv(out)
+        else:
+            smi["error"] = (err or out).strip()[:500]
+
+    the_plan = driver.plan(branch, installed, loaded, p["open_kernel_module"], p["allow_branch_change"],
+                           p["kernel_module"])
+    reboot = driver.reboot_decision(installed["version"], loaded["version"] if loaded else None, nouveau_loaded,
+                                    p["kernel_module"], p["reboot_allowed"])
+
+    sb = secure_boot(module, plat, loaded)
+    sb.update(driver.secure_boot_verdict(
+        sb["enabled"], module_loaded=bool(loaded), precompiled_signed=precompiled,
+        mok_key_enrolled=sb["mok_key_enrolled"],
+        distribution=plat["distribution"] if plat["distribution"] == "Ubuntu" else plat["family"],
+        kernel_module=p["kernel_module"]))
+
+    is_k3s = any(os.path.exists(path) for path in K3S_BINARIES + K3S_UNITS)
+    try:
+        drain = driver.drain_plan(is_k3s, os.path.exists(K3S_KUBECONFIG), p["drain_delegate"],
+                                  p["node_name"] or None, p["drain_timeout"])
+    except driver.DriverError as exc:
+        module.fail_json(msg=str(exc))
+    drain["is_k3s_node"] = is_k3s
+
+    patterns = driver.hold_patterns(plat)
+    cuda_repo = None
+    if p["architecture"] in plat["cuda_repo_arches"]:
+        cuda_repo = {"url": driver.cuda_repo_url(plat, p["cuda_repo_base"]),
+                     "key_url": driver.cuda_repo_key_url(plat, p["cuda_repo_base"])}
+
+    module.exit_json(
+        changed=False,
+        platform=plat,
+        installed=installed,
+        held=held,
+        loaded=loaded,
+        gpus=gpus,
+        nvidia_smi=smi,
+        nouveau_loaded=nouveau_loaded,
+        plan=the_plan,
+        packages=packages,
+        packages_error=packages_error,
+        build_packages=driver.kernel_build_packages(plat, p["kernel"], precompiled) if p["kernel_module"] else [],
+        pin={"patterns": patterns, "apt_preferences": driver.apt_pin(branch, patterns)},
+        cuda_repo=cuda_repo,
+        reboot=reboot,
+        secure_boot=sb,
+        k3s=drain,
+    )
+
+
+if __name__ == "__main__":
+    main()
