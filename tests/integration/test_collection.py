@@ -64,3 +64,10 @@ def test_installed_tarball_works_like_the_checkout(built_collection, tmp_path):
     assert sorted(name.split(".")[-1] for name in listed) == collection_modules()
     for playbook in ("baremetal.gpu.site", "baremetal.gpu.gpu_mode"):
         ansible("ansible-playbook", "-i", "localhost,", "--syntax-check", playbook, cwd=elsewhere, env=env)
+
+
+def test_site_refuses_to_turn_the_controller_into_a_gpu_node():
+    result = ansible("ansible-playbook", "site.yml", check=False)  # inventories/local: localhost, local connection
+    assert result.returncode != 0
+    assert "this play would install NVIDIA drivers on the machine running Ansible" in result.stdout
+    assert "changed=0" in result.stdout
