@@ -753,6 +753,8 @@ class KubeletSimulator:
         replicas = int(spec.get("replicas", 1))
         rs_status = [(rs, rs.get("status") or {}) for rs in owned]
         total = sum(int(s.get("replicas", 0)) for _rs, s in rs_status)
+        # as calculateStatus does: unavailable counts against the replicas the ReplicaSets *want*
+        wanted = sum(int((rs.get("spec") or {}).get("replicas", 0)) for rs, _s in rs_status)
         ready = sum(int(s.get("readyReplicas", 0)) for _rs, s in rs_status)
         available = sum(int(s.get("availableReplicas", 0)) for _rs, s in rs_status)
         updated = int((new_rs.get("status") or {}).get("replicas", 0)) if new_rs else 0
@@ -783,7 +785,7 @@ class KubeletSimulator:
             cond["lastUpdateTime"] = old.get("lastUpdateTime", now_iso()) if same else now_iso()
         status = compact({"observedGeneration": deploy["metadata"].get("generation", 1), "replicas": total,
                           "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": available,
-                          "unavailableReplicas": max(0, replicas - available), "conditions": conditions},
+                          "unavailableReplicas": max(0, wanted - available), "conditions": conditions},
                          ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
                           "unavailableReplicas"))
         if status != (deploy.get("status") or {}):

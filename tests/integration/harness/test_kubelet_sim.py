@@ -386,3 +386,20 @@ def test_missing_service_account_blocks_pod_creation_like_admission(kube_api):
         assert not sim.errors
     messages = {e["message"] for e in events(kube_api, "FailedCreate")}
     assert len(messages) == 1, "the same failure is reported once, not on every retry"
+
+
+def test_stuck_rolling_update_reports_unavailable_replicas(kube_api, kubelet):
+    kube_api.create(deployment(strategy="RollingUpdate"))
+    wait_for(lambda: available(kube_api, "vllm", 1), what="first rollout")
+    kube_api.registry.patch(kube_api.resource("Deployment"), "default", "vllm", "application/merge-patch+json",
+                            b'{"spec":{"template":{"spec":{"serviceAccountName":"missing"}}}}', "test")
+
+    def stuck():
+        status = kube_api.get("Deployment", "vllm")["status"]
+        failed = [c["reason"] for c in status.get("conditions", []) if c["type"] == "ReplicaFailure"]
+        return status.get("observedGeneration") == 2 and failed == ["FailedCreate"] and status
+
+    status = wait_for(stuck, what="ReplicaFailure reported")
+    assert (status["replicas"], status["availableReplicas"], status.get("updatedReplicas", 0)) == (1, 1, 0)
+    assert status["unavailableReplicas"] == 1, "kubernetes.core's deployment_ready must stay false"
+    assert len(pods_of(kube_api, "vllm")) == 1, "the old pod keeps serving"
