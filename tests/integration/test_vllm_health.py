@@ -64,7 +64,7 @@ def test_json_health_reads_the_field_not_just_the_status(fake_vllm):
     assert json.loads(result["last"]["body"]) == {"status": "healthy", "ready": True}
     early = fake_vllm(health_mode="json", load_seconds=5, listen_during_load=True, json_loading_status=200)
     plain = wait(early, kind="vllm", check_models=False, timeout=5)  # a status-only check is fooled
-    assert plain["elapsed"]["health"] < 1
+    assert plain["elapsed"]["health"] < 4  # answered long before the 5 s load ended
     with pytest.raises(health.HealthError) as err:
         wait(early, kind="json", field="status", value=["healthy", "ok"], check_models=False, timeout=0.6)
     assert 'status is "initializing", not "healthy" or "ok"' in err.value.result["last"]["why"]
@@ -76,8 +76,8 @@ def test_a_server_that_never_gets_healthy_times_out_with_what_it_saw(fake_vllm):
     with pytest.raises(health.HealthError) as err:
         wait(server, served_model_name="x", timeout=1.0, interval=0.2)
     elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 1.5
-    assert re.search(r"not healthy \(status 503\) after 1\.\d s in phase health; last answer to /health: status 503",
+    assert 1.0 <= elapsed < 3  # the deadline holds (upper bound loose: a loaded 2-core CI box)
+    assert re.search(r"not healthy \(status 503\) after \d+\.\d s in phase health; last answer to /health: status 503",
                      str(err.value)), str(err.value)
     assert err.value.result["attempts"]["health"] >= 5
 

@@ -121,17 +121,10 @@ def test_nodes_advertise_gpus_with_time_slicing(kube_api):
     assert [c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
 
 
-def test_one_replica_is_ready_fast_with_realistic_status(kube_api, kubelet):
-    timings = []
-    for attempt in range(5):  # best of five: the 2-core box is shared with other work
-        if attempt:
-            kube_api.registry.delete(kube_api.resource("Deployment"), "default", "vllm")
-            wait_for(lambda: not pods_of(kube_api, "vllm"), what="previous pods gone")
-        started = time.monotonic()
-        kube_api.create(deployment(gpus=1))
-        wait_for(lambda: available(kube_api, "vllm", 1), what="deployment available")
-        timings.append(time.monotonic() - started)
-    assert min(timings) < 0.1, f"1-replica rollouts took {[round(t * 1000) for t in timings]} ms"
+def test_one_replica_becomes_ready_with_realistic_status(kube_api, kubelet):
+    # how fast: benchmarks/fake_cluster.py (ready_ms); tests assert behaviour, not timings
+    kube_api.create(deployment(gpus=1))
+    wait_for(lambda: available(kube_api, "vllm", 1), what="deployment available")
     [pod] = pods_of(kube_api, "vllm")
     assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"] == "gpu-node"
     assert pod["metadata"]["labels"]["pod-template-hash"] in pod["metadata"]["name"]
