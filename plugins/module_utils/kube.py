@@ -69,7 +69,7 @@ _KIND_ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "Secre
 _VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation", "creationTimestamp", "uid",
                       "selfLink")
 
-# Options shared by every module that talks to a cluster (documented in each module).
+# Options shared by every module that talks to a cluster (documented in doc_fragments/kube_auth.py).
 AUTH_ARG_SPEC = dict(
     kubeconfig=dict(type="path"),
     context=dict(type="str"),

@@ -83,27 +83,6 @@ options:
     description: Log lines of each failing container to include in a timeout message.
     type: int
     default: 20
-  kubeconfig:
-    description:
-      - Path of a kubeconfig file. Defaults to E(K8S_AUTH_KUBECONFIG), E(KUBECONFIG), C(~/.kube/config),
-        then the in-cluster service account.
-    type: path
-  context:
-    description: Context of the kubeconfig to use.
-    type: str
-  host:
-    description: API server URL, overriding the kubeconfig's.
-    type: str
-  api_key:
-    description: Bearer token for the API server.
-    type: str
-  validate_certs:
-    description: Verify the API server's TLS certificate.
-    type: bool
-    default: true
-  ca_cert:
-    description: CA certificate bundle of the API server.
-    type: path
 notes:
   - Check mode applies with C(dryRun=All), so the server validates and defaults the objects and the
     reported changes and diffs are what a real run would do; prune reports without deleting.
@@ -114,6 +93,8 @@ attributes:
   diff_mode:
     description: Returns, per changed object, its live and applied versions (Secret values masked).
     support: full
+extends_documentation_fragment:
+  - baremetal.gpu.kube_auth
 seealso:
   - module: baremetal.gpu.vllm_health
   - module: kubernetes.core.k8s

@@ -104,27 +104,6 @@ options:
     description: Seconds one request may take.
     type: float
     default: 5
-  kubeconfig:
-    description:
-      - Path of a kubeconfig file, with O(service). Defaults to E(K8S_AUTH_KUBECONFIG), E(KUBECONFIG),
-        C(~/.kube/config), then the in-cluster service account.
-    type: path
-  context:
-    description: Context of the kubeconfig to use.
-    type: str
-  host:
-    description: API server URL, overriding the kubeconfig's.
-    type: str
-  api_key:
-    description: Bearer token for the API server.
-    type: str
-  validate_certs:
-    description: Verify TLS certificates (of the API server, or of O(url)).
-    type: bool
-    default: true
-  ca_cert:
-    description: CA certificate bundle of the API server.
-    type: path
 notes:
   - Read-only; runs the same in check mode and never reports a change.
 attributes:
@@ -134,6 +113,8 @@ attributes:
   diff_mode:
     description: Nothing changes, so there is no diff.
     support: none
+extends_documentation_fragment:
+  - baremetal.gpu.kube_auth
 seealso:
   - module: baremetal.gpu.vllm_deploy
 """
