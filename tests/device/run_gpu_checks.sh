@@ -143,5 +143,5 @@ failed = (not report["agree"]) or bool(report["errors"]) or "error" in counts or
 sys.exit(1 if failed else 0)
 PY
 rc=$?
-echo "run_gpu_checks: exit $rc; files: $(ls "$OUT" | tr '\n' ' ')"
+echo "run_gpu_checks: exit $rc; files:" "$OUT"/*
 exit $rc

@@ -409,12 +409,18 @@ class KubeHTTP:
         self.api.watches.add(watcher)
         state = {"headers": True}
 
-        async def send(event_type: str, obj: Dict[str, Any]) -> None:
+        async def send(event_type: str, obj: Dict[str, Any], event: Optional[Event] = None) -> None:
             if as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
                 obj = tables.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""),
                                    q.get("includeObject", "Metadata"), headers=state["headers"])
                 state["headers"] = False
-            await response.write(json.dumps({"type": event_type, "object": obj}).encode() + b"\n")
+                event = None
+            line = event.encoded.get(event_type) if event is not None else None
+            if line is None:
+                line = json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
+                if event is not None:  # every stream watching this kind sends the same bytes
+                    event.encoded[event_type] = line
+            await response.write(line)
 
         def translate(event: Event) -> Optional[Tuple[str, Dict[str, Any]]]:
             now_match = object_matches(event.obj, labels, fields)
@@ -439,7 +445,7 @@ class KubeHTTP:
             for event in initial:
                 out = translate(event)
                 if out:
-                    await send(*out)
+                    await send(*out, event)
             if initial_end and bookmarks:
                 await send("BOOKMARK", bookmark(True))
             interval = self.api.bookmark_interval
@@ -460,7 +466,7 @@ class KubeHTTP:
                     break
                 out = translate(event)
                 if out:
-                    await send(*out)
+                    await send(*out, event)
             if bookmarks and not self.api.stopping:
                 await send("BOOKMARK", bookmark())
             await response.write_eof()

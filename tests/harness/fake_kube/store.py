@@ -12,7 +12,7 @@ import asyncio
 import collections
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from .errors import ApiError, already_exists, conflict, not_found
@@ -38,6 +38,8 @@ class Event:
     namespace: str
     obj: Dict[str, Any]
     old: Optional[Dict[str, Any]] = None
+    # wire encodings by event type, filled by the first watch stream that sends it (the others reuse it)
+    encoded: Dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Gone(ApiError):
@@ -64,6 +66,11 @@ class Watcher:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
         except RuntimeError:  # loop already closed: the stream is gone anyway
             pass
+
+
+def _deliver(watchers: List[Watcher], event: Event) -> None:
+    for watcher in watchers:
+        watcher.queue.put_nowait(event)
 
 
 class Store:
@@ -112,9 +119,17 @@ class Store:
         self._history.append(event)
         while len(self._history) > self._history_size:
             self._compacted = self._history.popleft().rv
-        for watcher in list(self._watchers):
+        # one wakeup per event loop, not per watcher: a hundred watch streams cost one call, and events
+        # keep their commit order (each loop runs its callbacks first in, first out)
+        by_loop: Dict[asyncio.AbstractEventLoop, List[Watcher]] = {}
+        for watcher in self._watchers:
             if watcher.wants(event):
-                watcher.offer(event)
+                by_loop.setdefault(watcher.loop, []).append(watcher)
+        for loop, watchers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, watchers, event)
+            except RuntimeError:  # loop already closed: the streams are gone anyway
+                pass
         for listener in list(self._listeners):
             listener(event)
         return event
