@@ -185,13 +185,16 @@ def _condition(obj, type_):
     return None
 
 
+def generation_observed(obj):
+    """The controller has seen the object's latest spec (status.observedGeneration caught up)."""
+    return (obj.get("status") or {}).get("observedGeneration", 0) >= (obj.get("metadata") or {}).get("generation", 0)
+
+
 def deployment_ready(obj):
     """All replicas updated, available and nothing old left, for the generation the controller observed."""
-    spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    meta = obj.get("metadata") or {}
-    wanted = spec.get("replicas", 1)
-    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+    wanted = (obj.get("spec") or {}).get("replicas", 1)
+    if not generation_observed(obj):
         return False
     return (status.get("updatedReplicas", 0) == wanted and status.get("replicas", 0) == wanted
             and status.get("availableReplicas", 0) == wanted and not status.get("unavailableReplicas"))
@@ -207,8 +210,7 @@ def deployment_failed(obj):
 
 def daemonset_ready(obj):
     status = obj.get("status") or {}
-    meta = obj.get("metadata") or {}
-    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+    if not generation_observed(obj):
         return False
     desired = status.get("desiredNumberScheduled", 0)
     return (status.get("updatedNumberScheduled", 0) == desired and status.get("numberReady", 0) == desired
@@ -216,11 +218,9 @@ def daemonset_ready(obj):
 
 
 def statefulset_ready(obj):
-    spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    meta = obj.get("metadata") or {}
-    wanted = spec.get("replicas", 1)
-    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+    wanted = (obj.get("spec") or {}).get("replicas", 1)
+    if not generation_observed(obj):
         return False
     return (status.get("readyReplicas", 0) == wanted and status.get("updatedReplicas", 0) == wanted
             and status.get("currentRevision") == status.get("updateRevision"))
