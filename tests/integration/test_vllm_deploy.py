@@ -14,8 +14,7 @@ import yaml
 from ansible_collections.baremetal.gpu.plugins.module_utils import catalog
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 from tests.harness.ansible_cli import kube_env, run_tool
-from tests.harness.fake_vllm import FakeVLLMServer
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec, fake_vllm_factory
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "vllm"
@@ -33,10 +32,8 @@ def cluster(kube_api, kubeconfig, behaviour):
     """The fake API plus a kubelet simulator whose pods run fake vLLM servers from their container args."""
 
     def factory(pod):
-        main = pod["spec"]["containers"][0]
         owner = pod["metadata"]["labels"].get("app.kubernetes.io/instance", "")
-        options = dict({"port": 0, "load_seconds": 0.1}, **behaviour.get(owner, {}))
-        return FakeVLLMServer.from_args((main.get("command") or []) + (main.get("args") or []), **options)
+        return fake_vllm_factory(**dict({"load_seconds": 0.1}, **behaviour.get(owner, {})))(pod)
 
     with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(crash_backoff=0.05),
                           vllm_factory=factory) as sim:

@@ -11,8 +11,7 @@ import yaml
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 from tests.harness.ansible_cli import ansible_playbook, kube_env
-from tests.harness.fake_vllm import FakeVLLMServer
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec, fake_vllm_factory
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
@@ -38,13 +37,8 @@ def playbook(tmp_path):
 
 @pytest.fixture
 def cluster(kube_api, kubeconfig):
-    def factory(pod):
-        main = pod["spec"]["containers"][0]
-        return FakeVLLMServer.from_args((main.get("command") or []) + (main.get("args") or []), port=0,
-                                        load_seconds=0.2)
-
     with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(),
-                          vllm_factory=factory) as sim:
+                          vllm_factory=fake_vllm_factory(load_seconds=0.2)) as sim:
         kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
         try:
             yield kube
