@@ -510,14 +510,7 @@ class KubeHTTP:
                 if upstream.status != 200:
                     raise ApiError(upstream.status if upstream.status < 500 else 500, (await upstream.text()).strip())
                 response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-                await response.prepare(request)
-                try:
-                    async for chunk in upstream.content.iter_any():
-                        await response.write(chunk)
-                    await response.write_eof()
-                except ConnectionResetError:
-                    pass  # the client stopped following
-                return response
+                return await _relay(request, response, upstream)
         except aiohttp.ClientError as err:
             raise ApiError(500, f"Get \"{url}\": {err}")
 
@@ -594,16 +587,22 @@ class KubeHTTP:
                 for key, value in upstream.headers.items():
                     if key.lower() not in HOP_BY_HOP:
                         response.headers[key] = value
-                await response.prepare(request)
-                try:
-                    async for chunk in upstream.content.iter_any():
-                        await response.write(chunk)
-                    await response.write_eof()
-                except ConnectionResetError:
-                    pass  # the client hung up (an interrupted stream)
-                return response
+                return await _relay(request, response, upstream)
         except aiohttp.ClientError as err:
             raise ApiError(503, f"error trying to reach service: {err}", reason="ServiceUnavailable")
+
+
+async def _relay(request: web.Request, response: web.StreamResponse,
+                 upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    """Stream an upstream body (kubelet logs, a proxied backend) to the client as it arrives."""
+    await response.prepare(request)
+    try:
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client hung up: stopped following logs or interrupted a stream
+    return response
 
 
 def _kubelet_address(node: Optional[Dict[str, Any]]) -> Optional[str]:
