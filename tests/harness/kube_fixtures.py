@@ -14,7 +14,7 @@ import pytest
 from tests.harness.fake_kube import FakeKubeAPI
 from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
 
-__all__ = ["kube_api", "kube_api_module", "kubeconfig", "kube_client", "kubelet", "kubectl_bin"]
+__all__ = ["kube_api", "kube_api_module", "kubeconfig", "kube_client", "collection_kube", "kubelet", "kubectl_bin"]
 
 
 @pytest.fixture
@@ -46,6 +46,18 @@ def kube_client(kubeconfig: str):
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def collection_kube(kubeconfig: str):
+    """The collection's own cluster client (plugins/module_utils/kube.py), as its modules build it."""
+    from ansible_collections.baremetal.gpu.plugins.module_utils.kube import Kube
+
+    kube = Kube.from_params({"kubeconfig": kubeconfig})
+    try:
+        yield kube
+    finally:
+        kube.close()
 
 
 @pytest.fixture

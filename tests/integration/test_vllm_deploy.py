@@ -28,7 +28,7 @@ def behaviour():
 
 
 @pytest.fixture
-def cluster(kube_api, kubeconfig, behaviour):
+def cluster(kube_api, collection_kube, behaviour):
     """The fake API plus a kubelet simulator whose pods run fake vLLM servers from their container args."""
 
     def factory(pod):
@@ -37,11 +37,7 @@ def cluster(kube_api, kubeconfig, behaviour):
 
     with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(crash_backoff=0.05),
                           vllm_factory=factory) as sim:
-        kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
-        try:
-            yield kube
-        finally:
-            kube.close()
+        yield collection_kube
     assert not sim.errors, sim.errors
 
 

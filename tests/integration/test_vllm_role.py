@@ -9,7 +9,6 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 from tests.harness.ansible_cli import ansible_playbook, kube_env
 from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec, fake_vllm_factory
 
@@ -36,14 +35,10 @@ def playbook(tmp_path):
 
 
 @pytest.fixture
-def cluster(kube_api, kubeconfig):
+def cluster(kube_api, collection_kube):
     with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(),
                           vllm_factory=fake_vllm_factory(load_seconds=0.2)) as sim:
-        kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
-        try:
-            yield kube
-        finally:
-            kube.close()
+        yield collection_kube
     assert not sim.errors, sim.errors
 
 
