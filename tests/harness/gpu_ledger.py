@@ -34,7 +34,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 MIB = 1024 * 1024
 
-__all__ = ["GpuDevice", "GpuProcess", "GpuLedger", "OutOfMemory", "UnknownProcess", "PROFILES", "device_profile"]
+__all__ = ["GpuDevice", "GpuProcess", "GpuLedger", "GpuClaim", "OutOfMemory", "UnknownProcess", "PROFILES",
+           "device_profile"]
 
 # Device profiles of the GPUs the collection's examples run on (NVML figures). `idle_reserved_mib` is what
 # the driver reserves with no process: measured 480 MiB on the H100; the others scale from it (assumed).
@@ -323,6 +324,39 @@ class GpuLedger:
             _atomic_write(directory / "cgroup", self.cgroup_line(proc))
             _atomic_write(directory / "comm", proc.name + "\n")
             _atomic_write(directory / "cmdline", "\0".join(proc.cmdline or [proc.name]) + "\0")
+
+
+@dataclass
+class GpuClaim:
+    """What a container process sees of the node's GPUs: its pid in the ledger and the device indices the
+    device plugin gave its pod (several pods share one index under time-slicing). The kubelet creates it
+    after `ledger.start_process(...)` and hands it to the program it starts (the fake vLLM); the program
+    allocates through it and never calls `exit_process` (the kubelet does, once the process has exited)."""
+
+    ledger: GpuLedger
+    pid: int
+    indices: List[int]
+
+    def devices(self) -> List[GpuDevice]:
+        return [self.ledger.devices[i] for i in self.indices]
+
+    def total_mib(self) -> int:
+        """Memory of one of the claimed GPUs (they are alike on a node)."""
+        return self.ledger.total_mib(self.indices[0])
+
+    def free_mib(self) -> int:
+        """The smallest free memory over the claimed GPUs (what a tensor-parallel start must fit into)."""
+        return min(self.ledger.free_mib(i) for i in self.indices)
+
+    def used_by_me_mib(self) -> int:
+        proc = self.ledger.process(self.pid)
+        return max((proc.usage.get(i, 0) for i in self.indices), default=0) if proc else 0
+
+    def set_each(self, mib: int) -> None:
+        """Hold `mib` on every claimed GPU (grows are checked; OutOfMemory names the GPU that is short; a
+        failed grow leaves earlier GPUs grown, as a partially initialised tensor-parallel group does)."""
+        for index in self.indices:
+            self.ledger.set_usage(self.pid, index, mib)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -69,3 +69,19 @@ def test_export_is_what_the_fake_nvml_reads_and_maps_pids_to_pods(tmp_path):
     assert "gpu0.proc 4242" in (tmp_path / "nvml.txt").read_text()  # ...while NVML still shows its memory
     assert gpu.wait_until(lambda g: g.used_mib(0) == 0, timeout=2)
     assert "gpu0.proc" not in (tmp_path / "nvml.txt").read_text()
+
+
+def test_claim_grows_on_every_gpu_of_a_tensor_parallel_pod_and_fails_on_the_short_one():
+    from tests.harness.gpu_ledger import GpuClaim
+
+    gpu = GpuLedger("n1", [GpuDevice(0, total_mib=16384), GpuDevice(1, total_mib=16384)])
+    gpu.start_process(1, "other", gpus=[1])
+    gpu.allocate(1, 1, 8000)
+    gpu.start_process(2, "python3", gpus=[0, 1])
+    claim = GpuClaim(gpu, 2, [0, 1])
+    assert claim.free_mib() == 16384 - 250 - 8000
+    with pytest.raises(OutOfMemory) as err:
+        claim.set_each(int(16384 * 0.9))
+    assert err.value.index == 1
+    claim.set_each(7000)
+    assert gpu.used_mib(0) == 7000 and gpu.used_mib(1) == 15000 and claim.used_by_me_mib() == 7000
