@@ -117,6 +117,15 @@ class GpuLedger:
         self.history: List[Tuple[float, str, int, str]] = []
         self._export()
 
+    @classmethod
+    def from_profile(cls, node: str, product: str, count: int = 1, **kwargs: object) -> "GpuLedger":
+        """A ledger of `count` GPUs of one PROFILES product (`Tesla-T4`, `NVIDIA-GeForce-RTX-3060`, ...)."""
+        p = device_profile(product)
+        devices = [GpuDevice(i, total_mib=int(p["total_mib"]), name=str(p["name"]),
+                             idle_reserved_mib=int(p["idle_reserved_mib"]), cc=tuple(p["cc"]),  # type: ignore
+                             brand=int(p["brand"]), arch=int(p["arch"])) for i in range(count)]
+        return cls(node, devices, **kwargs)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ reads
     def total_mib(self, index: int) -> int:
         return self.devices[index].total_mib
