@@ -60,12 +60,12 @@ def test_health_is_an_empty_200_and_head_is_405_like_fastapi(fake_vllm):
 
 def test_refuses_connections_until_loaded_like_vllm(fake_vllm):
     start = time.monotonic()
-    server = fake_vllm(load_seconds=0.8)
+    server = fake_vllm(load_seconds=50, time_scale=FAST)
     assert server.url.startswith("http://127.0.0.1:") and server.state == "loading"
     assert refused(server.url)
     assert server.poll() is None
     assert server.wait_healthy(5)
-    assert time.monotonic() - start >= 0.8
+    assert time.monotonic() - start >= 0.5
     assert server.state == "ready"
     assert call("GET", server.url + "/health")[0] == 200
 
@@ -78,7 +78,7 @@ def test_load_time_is_simulated_seconds_times_time_scale(fake_vllm):
 
 
 def test_listen_during_load_answers_503_until_loaded(fake_vllm):
-    server = fake_vllm(load_seconds=0.8, listen_during_load=True, served_model_names=("qwen",))
+    server = fake_vllm(load_seconds=50, time_scale=FAST, listen_during_load=True, served_model_names=("qwen",))
     status, _h, raw = call("GET", server.url + "/health")
     assert (status, raw) == (503, b"")
     status, _h, raw = call("GET", server.url + "/v1/models")
@@ -89,7 +89,7 @@ def test_listen_during_load_answers_503_until_loaded(fake_vllm):
 
 
 def test_json_health_mode_like_the_tts_service(fake_vllm):
-    server = fake_vllm(health_mode="json", load_seconds=0.8, listen_during_load=True)
+    server = fake_vllm(health_mode="json", load_seconds=50, time_scale=FAST, listen_during_load=True)
     status, _h, raw = call("GET", server.url + "/health")
     assert (status, json.loads(raw)) == (503, {"status": "initializing", "ready": False})
     assert server.wait_healthy(5)
@@ -98,7 +98,7 @@ def test_json_health_mode_like_the_tts_service(fake_vllm):
 
 
 def test_json_health_mode_can_report_loading_only_in_the_body(fake_vllm):
-    server = fake_vllm(health_mode="json", load_seconds=0.8, listen_during_load=True, json_loading_status=200)
+    server = fake_vllm(health_mode="json", load_seconds=50, time_scale=FAST, listen_during_load=True, json_loading_status=200)
     status, _h, raw = call("GET", server.url + "/health")
     assert (status, json.loads(raw)["ready"]) == (200, False)
     assert server.wait_healthy(5)
@@ -393,7 +393,7 @@ def test_counters_and_ttft_histogram_after_requests(fake_vllm):
 
 
 def test_num_requests_running_counts_a_stream_until_its_last_byte(fake_vllm):
-    server = fake_vllm(served_model_names=("qwen",), token_delay=10, time_scale=FAST)  # 14 tokens: ~1.4 s
+    server = fake_vllm(served_model_names=("qwen",), token_delay=6, time_scale=FAST)  # 14 tokens: ~0.84 s
     assert server.wait_healthy(5)
     labels = {"engine": 0, "model_name": "qwen"}
 
@@ -418,8 +418,8 @@ def test_max_num_seqs_makes_the_rest_wait(fake_vllm):
     server = fake_vllm(served_model_names=("qwen",), token_delay=10, time_scale=FAST, max_num_seqs=1)
     assert server.wait_healthy(5)
     labels = {"engine": 0, "model_name": "qwen"}
-    first = Background("POST", server.url + "/v1/completions", {"model": "qwen", "prompt": "a"})
-    second = Background("POST", server.url + "/v1/completions", {"model": "qwen", "prompt": "b"})
+    first = Background("POST", server.url + "/v1/completions", {"model": "qwen", "prompt": "a", "max_tokens": 4})
+    second = Background("POST", server.url + "/v1/completions", {"model": "qwen", "prompt": "b", "max_tokens": 4})
     text = wait_for(lambda: (lambda t: t if metric(t, "vllm:num_requests_waiting", **labels) == 1.0 else None)(
         call("GET", server.url + "/metrics")[2].decode()))
     assert metric(text, "vllm:num_requests_running", **labels) == 1.0

@@ -85,3 +85,11 @@ def test_claim_grows_on_every_gpu_of_a_tensor_parallel_pod_and_fails_on_the_shor
     assert err.value.index == 1
     claim.set_each(7000)
     assert gpu.used_mib(0) == 7000 and gpu.used_mib(1) == 15000 and claim.used_by_me_mib() == 7000
+
+
+def test_from_profile_builds_the_products_devices():
+    gpu = GpuLedger.from_profile("n1", "Tesla-T4", count=2)
+    assert sorted(gpu.devices) == [0, 1]
+    t4 = gpu.devices[1]
+    assert (t4.name, t4.total_mib, t4.idle_reserved_mib, tuple(t4.cc)) == ("Tesla T4", 15360, 260, (7, 5))
+    assert gpu.free_mib(0) == 15360 - 260
