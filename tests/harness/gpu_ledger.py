@@ -250,7 +250,7 @@ class GpuLedger:
 
     def released_at(self, pid: int) -> Optional[float]:
         """Monotonic time the memory of `pid` was released, from the history."""
-        for stamp, event, who, _ in reversed(self.history):
+        for stamp, event, who, _detail in reversed(self.history):
             if who == pid and event == "release":
                 return stamp
         return None
@@ -296,8 +296,8 @@ class GpuLedger:
             reserved = d.idle_reserved_mib * MIB
             total = d.total_mib * MIB
             lines += [f"gpu{i}.name {d.name}", f"gpu{i}.uuid {d.uuid}", f"gpu{i}.bus_id 00000000:{i + 1:02X}:00.0",
-                      f"gpu{i}.cc {d.cc[0]} {d.cc[1]}", f"gpu{i}.memory {total} {reserved} {total - reserved - used} "
-                                                          f"{used}",
+                      f"gpu{i}.cc {d.cc[0]} {d.cc[1]}",
+                      f"gpu{i}.memory {total} {reserved} {total - reserved - used} {used}",
                       f"gpu{i}.mig -1", f"gpu{i}.persistence 1", f"gpu{i}.brand {d.brand}", f"gpu{i}.arch {d.arch}",
                       f"gpu{i}.minor {i}"]
             for proc in self.processes(i):

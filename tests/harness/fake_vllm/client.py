@@ -76,7 +76,7 @@ def metric(text, name, **labels):
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(name + "{"):
             continue
-        series, _, value = line.rpartition(" ")
+        series, _sep, value = line.rpartition(" ")
         got = dict(part.split("=", 1) for part in series[len(name) + 1:-1].split(","))
         if {k: v.strip('"') for k, v in got.items()} == {k: str(v) for k, v in labels.items()}:
             return float(value)

@@ -98,8 +98,8 @@ class GpuMemory:
         self.utilization = float(utilization)
         self.tensor_parallel = max(1, int(tensor_parallel))
         self.context_mib = int(context_mib)
-        self.residue_mib = int(residue_mib) if residue_mib is not None else max(self.context_mib,
-                                                                                 DEFAULT_SLEEP_RESIDUE_MIB)
+        default_residue = max(self.context_mib, DEFAULT_SLEEP_RESIDUE_MIB)
+        self.residue_mib = int(residue_mib) if residue_mib is not None else default_residue
         self.dtype_arg = str(dtype or "auto").lower()
         self.log = log or (lambda level, message, where: None)
         self.weights_mib = int(facts.weights_gib * 1024 / self.tensor_parallel) if facts else 0

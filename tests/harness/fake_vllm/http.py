@@ -121,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
         if not header:
             return False
         if fake.profile.auth_scheme_case_insensitive:
-            scheme, _, param = header.partition(" ")
+            scheme, _sep, param = header.partition(" ")
             return scheme.lower() == "bearer" and param in tokens
         return header in {"Bearer " + t for t in tokens}
 

@@ -88,7 +88,7 @@ class Metrics:
         def counter(name, samples):
             family(name + "_total", "counter", [(name + "_total", labels, value) for labels, value in samples],
                    _HELP[name])
-            family(name + "_created", "gauge", [(name + "_created", labels, self.created) for labels, _ in samples],
+            family(name + "_created", "gauge", [(name + "_created", labels, self.created) for labels, _value in samples],
                    _HELP[name])
 
         with self._lock:

@@ -335,7 +335,7 @@ class FakeVLLMServer(EndpointsMixin, SleepMixin):
         if self.gpu is not None:
             self.memory = GpuMemory(self.gpu, self.profile, self.facts, self.gpu_memory_utilization,
                                     self.tensor_parallel_size, self.cuda_context_mib, self.sleep_residue_mib,
-                                    self.dtype, log=lambda level, msg, where: self._log(level, msg, where))
+                                    self.dtype, log=self._log)
             self.memory.create_context()
             self.memory.effective_dtype()
             self.memory.check_free()

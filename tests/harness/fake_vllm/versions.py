@@ -136,7 +136,7 @@ FACTS = {
     ],
     "kv_error_style": [
         ("0", "0.8", _KV + " at 0.8.5.post1, 0.9.0: \"models's\", '%.2f GiB', the estimate sentence is cut "
-                         "(a dangling f-string) and two spaces precede 'Try'"),
+         "(a dangling f-string) and two spaces precede 'Try'"),
         ("0.9.1", "0.9.1", _KV + " at 0.9.1: estimate sentence complete"),
         ("0.13", "0.13", _KV + " at 0.13.0: adds the conserving_memory docs link"),
         ("0.14", "0.14", _KV + " at 0.14.0: sizes by format_gib"),

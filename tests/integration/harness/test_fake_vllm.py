@@ -420,8 +420,12 @@ def test_max_num_seqs_makes_the_rest_wait(fake_vllm):
     labels = {"engine": 0, "model_name": "qwen"}
     first = Background("POST", server.url + "/v1/completions", {"model": "qwen", "prompt": "a", "max_tokens": 4})
     second = Background("POST", server.url + "/v1/completions", {"model": "qwen", "prompt": "b", "max_tokens": 4})
-    text = wait_for(lambda: (lambda t: t if metric(t, "vllm:num_requests_waiting", **labels) == 1.0 else None)(
-        call("GET", server.url + "/metrics")[2].decode()))
+
+    def one_waiting():
+        text = call("GET", server.url + "/metrics")[2].decode()
+        return text if metric(text, "vllm:num_requests_waiting", **labels) == 1.0 else None
+
+    text = wait_for(one_waiting)
     assert metric(text, "vllm:num_requests_running", **labels) == 1.0
     started = time.monotonic()
     assert first.join()[0] == 200 and second.join()[0] == 200

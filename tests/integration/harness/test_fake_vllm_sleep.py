@@ -22,10 +22,10 @@ def post(server, path, body=None):
     return call("POST", server.url + path, body)
 
 
-def sleeper(fake_vllm, gpu_node, version="0.33.0", enable=True, env=DEV, **kwargs):
+def sleeper(fake_vllm, gpu_node, version="0.33.0", enable=True, env=None, **kwargs):
     node = gpu_node("NVIDIA-GeForce-RTX-3060")
     options = dict(model="Qwen/Qwen3-8B-AWQ", served_model_names=("qwen",), max_model_len=8192, gpu=node.claim(),
-                   version=version, env=env, enable_sleep_mode=enable, time_scale=FAST)
+                   version=version, env=DEV if env is None else env, enable_sleep_mode=enable, time_scale=FAST)
     options.update(kwargs)
     server = fake_vllm(**options)
     assert server.wait_healthy(5)
@@ -104,9 +104,9 @@ def test_level_2_without_reload_answers_garbage(fake_vllm, gpu_node):
 
 
 def test_collective_rpc_needs_a_method_and_exists_from_0_10_2(fake_vllm, gpu_node):
-    old, _ = sleeper(fake_vllm, gpu_node, version="0.10.1")
+    old, _node = sleeper(fake_vllm, gpu_node, version="0.10.1")
     assert post(old, "/collective_rpc", {"method": "reload_weights"})[0] == 404
-    new, _ = sleeper(fake_vllm, gpu_node, version="0.10.2")
+    new, _node = sleeper(fake_vllm, gpu_node, version="0.10.2")
     status, _h, raw = post(new, "/collective_rpc", {"args": []})
     assert (status, json.loads(raw)) == (400, {"error": {"message": "Missing 'method' in request body",
                                                          "type": "Bad Request", "param": None, "code": 400}})
@@ -205,8 +205,8 @@ def test_sleep_routes_are_not_behind_the_api_key(fake_vllm, gpu_node):
 
 
 def test_reset_prefix_cache_per_release(fake_vllm, gpu_node):
-    old, _ = sleeper(fake_vllm, gpu_node, version="0.25.0")
+    old, _node = sleeper(fake_vllm, gpu_node, version="0.25.0")
     status, _h, raw = post(old, "/reset_prefix_cache")
     assert (status, raw) == (200, b"")
-    new, _ = sleeper(fake_vllm, gpu_node, version="0.27.0")
+    new, _node = sleeper(fake_vllm, gpu_node, version="0.27.0")
     assert json.loads(post(new, "/reset_prefix_cache")[2]) == {"success": True}
