@@ -35,7 +35,7 @@ from ansible_collections.baremetal.gpu.plugins.module_utils.oci import (
 CODES = (
     "driver_too_old", "forward_compat_unsupported", "compute_capability_too_low", "dtype_unsupported",
     "quantization_unsupported", "gpu_count_insufficient", "vram_insufficient", "kv_cache_insufficient",
-    "gpu_memory_oversubscribed", "unknown_image", "unknown_model",
+    "gpu_memory_oversubscribed", "unknown_image", "unknown_model", "vllm_too_old", "package_missing",
 )
 SEVERITIES = ("info", "warn", "fail")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -425,8 +425,8 @@ def normalize_model(model):
     out["max_position_embeddings"] = _number(
         model.get("max_position_embeddings") or (entry or {}).get("max_position_embeddings"),
         "model.max_position_embeddings", integer=True)
-    out["min_vllm"] = model.get("min_vllm") or (entry or {}).get("min_vllm")
-    out["requires"] = model.get("requires") or (entry or {}).get("requires")
+    out["architecture"] = model.get("architecture") or (entry or {}).get("architecture")
+    out.update(release_floor(out["architecture"], model.get("min_vllm") or (entry or {}).get("min_vllm")))
     out["family"] = (entry or {}).get("family")
     out["fallback"] = (entry or {}).get("fallback")
     out["in_catalog"] = entry is not None
@@ -767,7 +767,7 @@ def _memory_rules(model, gpus, node_gpu_count, colocated):
     return out, plan
 
 
-def _model_rules(model, image):
+def _model_rules(model):
     out = []
     missing = [k for k in ("params_b", "num_layers", "num_kv_heads", "head_dim")
                if model.get(k) is None] + (["weights_gib or params_b"] if model.get("weights_gib") is None
@@ -779,16 +779,41 @@ def _model_rules(model, image):
                 model["name"], "; missing %s, so the VRAM/KV checks are partial" % ", ".join(missing) if missing else
                 "; using the metadata given"),
             "give params_b, weights_gib, num_layers, num_kv_heads and head_dim under model" if missing else None))
+    return out
+
+
+def release_floor(architecture, model_min_vllm=None):
+    """The oldest vLLM release that serves a model, from its architecture's row of
+    ``compat_data.VLLM_ARCHITECTURES`` and the checkpoint's own ``min_vllm`` (whichever is newer).
+
+    Returns ``{min_vllm, min_vllm_confidence, min_vllm_sources, requires}``; ``min_vllm`` None when no
+    floor is known. A checkpoint's own floor counts as confirmed (the model data cites it).
+    """
+    row = data.VLLM_ARCHITECTURES.get(architecture or "") or {}
+    floor = {"min_vllm": row.get("min_vllm"), "min_vllm_confidence": row.get("confidence"),
+             "min_vllm_sources": list(row.get("sources") or []), "requires": row.get("requires")}
+    if model_min_vllm and (not floor["min_vllm"] or _vcmp(model_min_vllm, floor["min_vllm"]) > 0):
+        floor.update(min_vllm=model_min_vllm, min_vllm_confidence="confirmed", min_vllm_sources=["models"])
+    return floor
+
+
+def _release_rules(model, image):
+    """The image's vLLM release against the oldest one that serves the model's architecture, and a
+    package the architecture needs that vllm/vllm-openai images do not contain."""
+    out = []
     version = image.get("vllm_version")
-    if model.get("min_vllm") and version and _vcmp(version, model["min_vllm"]) < 0:
+    floor = model.get("min_vllm")
+    if floor and version and _vcmp(version, floor) < 0:
+        confidence = model.get("min_vllm_confidence") or "reported"
+        what = model["name"] + (" (architecture %s)" % model["architecture"] if model.get("architecture") else "")
         out.append(reason(
-            "unknown_model", "fail",
-            "vLLM %s (%s) predates support for %s: it needs vLLM %s or newer"
-            % (version, image["reference"], model["name"], model["min_vllm"]),
-            "use vllm/vllm-openai:v%s or newer" % model["min_vllm"]))
-    if model.get("requires") and image.get("repository", "").endswith("vllm-openai"):
+            "vllm_too_old", "fail" if confidence == "confirmed" else "warn",
+            "vLLM %s (%s) predates native support for %s, added in vLLM %s (%s: %s)"
+            % (version, image["reference"], what, floor, confidence, ", ".join(model.get("min_vllm_sources") or [])),
+            "use %s:v%s or newer" % (image["repository"], floor)))
+    if model.get("requires") and image.get("repository") in data.VLLM_REPOSITORIES:
         out.append(reason(
-            "unknown_model", "warn",
+            "package_missing", "warn",
             "%s needs %s, which %s does not contain" % (model["name"], model["requires"], image["reference"]),
             "bake %s (pinned, with the transformers it supports) into the image instead of installing it at "
             "start" % model["requires"]))
@@ -847,7 +872,8 @@ def check(image, node, model, colocated=None, offline=True, registry=None, image
     reasons += _quantization_rules(model_n, tp_gpus)
     memory_reasons, plan = _memory_rules(model_n, gpus, len(gpus), colocated_n) if gpus else ([], None)
     reasons += memory_reasons
-    reasons += _model_rules(model_n, image_info)
+    reasons += _model_rules(model_n)
+    reasons += _release_rules(model_n, image_info)
     verdict = verdict_of(reasons)
     return {
         "compatible": verdict != "fail",

@@ -151,6 +151,35 @@ SOURCES = {
     ),
     "cuda_gpus": "NVIDIA, 'CUDA GPUs - Compute Capability', https://developer.nvidia.com/cuda-gpus",
     "gpu_specs": "NVIDIA product specification pages (memory size per SKU), nvidia.com",
+    "vllm_17327": (
+        "vllm-project/vllm#17327 '[Usage] Qwen3 Usage Guide' (2025-04-28, by a vLLM maintainer): 'vLLM v0.8.4 "
+        "and higher natively supports all Qwen3 and Qwen3MoE models'; fp8 dense Qwen3 checkpoints fail to "
+        "load on v0.8.4 ('IndexError: start out of range') and need v0.8.5"
+    ),
+    "vllm_0_8_5_notes": (
+        "vLLM v0.8.5 release notes, 'Model Support': 'Day 0 support for Qwen3 and Qwen3MoE. This release fixes "
+        "fp8 weight loading (#17318) and adds tuned MoE configs (#17328)'"
+    ),
+    "qwen3_asr_readme": (
+        "QwenLM/Qwen3-ASR README, 'Deployment with vLLM': at the model's release (2026-01-29) vLLM's day-0 "
+        "support needed the nightly wheel or image, so no vLLM release of that date served it"
+    ),
+    "vllm_docs_0_16_qwen3_asr": (
+        "vLLM v0.16.0 API documentation, vllm.model_executor.models.qwen3_asr "
+        "(Qwen3ASRForConditionalGeneration), https://docs.vllm.ai/en/v0.16.0/api/vllm/model_executor/models/qwen3_asr/"
+    ),
+    "vllm_metax_205": (
+        "MetaX-MACA/vLLM-metax#205 (2026-02-06): upstream vLLM supports Qwen3-ASR from tag v0.15.2rc0, cut "
+        "after the v0.15 release branch; QwenLM/Qwen3-ASR#73 and #75 move qwen-asr to vllm>=0.15.2rc1"
+    ),
+    "qwen_asr_pyproject": (
+        "QwenLM/Qwen3-ASR pyproject.toml: the qwen-asr package's vllm extra pins vllm==0.14.0 and its "
+        "qwen-asr-serve command registers Qwen3ASRForConditionalGeneration in that vLLM as a plugin"
+    ),
+    "vllm_omni_895": (
+        "vllm-project/vllm-omni#895 '[Model] Support Qwen3-TTS model series' (2026-01): Qwen3-TTS "
+        "(model type qwen3_tts) is served by the vLLM-Omni package, which vllm/vllm-openai does not contain"
+    ),
     "h100_capture": (
         "tests/fixtures/gpu/h100-80gb-driver-580.159.04 (real capture): 81559 MiB total, 480 MiB "
         "reserved, a CUDA context keeps ~526 MiB"
@@ -459,6 +488,24 @@ VLLM_TORCH = {
 VLLM_IMAGE_NOTES = {
     "0.12.0": "on a GeForce RTX 3060 with driver 570 it failed with 'RuntimeError: Engine core "
               "initialization failed' (its CUDA 12.9 compat libraries inside the V1 engine core process)",
+}
+
+# Model architectures (config.json "architectures") and the oldest vLLM release that serves each one
+# natively. "confidence" follows the scale at the top of this file: a preflight fails an older image only
+# when the minimum is confirmed, and warns when it is reported. "requires" names a package that
+# vllm/vllm-openai does not ship. Architectures not listed are served by every release in VLLM_RELEASES.
+VLLM_ARCHITECTURES = {
+    "Qwen3ForCausalLM": {"min_vllm": "0.8.4", "confidence": "confirmed",
+                         "sources": ["vllm_17327", "vllm_0_8_5_notes"]},
+    "Qwen3MoeForCausalLM": {"min_vllm": "0.8.4", "confidence": "confirmed",
+                            "sources": ["vllm_17327", "vllm_0_8_5_notes"]},
+    # The first tag with it is v0.15.2rc0, after the v0.15 branch; v0.16.0 is the first release whose
+    # documentation has the model. Older images start only with qwen-asr's plugin (qwen_asr_pyproject).
+    "Qwen3ASRForConditionalGeneration": {"min_vllm": "0.16.0", "confidence": "reported",
+                                         "sources": ["qwen3_asr_readme", "vllm_metax_205",
+                                                     "vllm_docs_0_16_qwen3_asr"]},
+    "Qwen3TTSForConditionalGeneration": {"min_vllm": None, "requires": "vllm-omni", "confidence": "confirmed",
+                                         "sources": ["vllm_omni_895"]},
 }
 
 # Repositories whose tags follow vllm/vllm-openai's (the same release series).

@@ -65,10 +65,10 @@ def test_homelab_v0_12_0_fails_and_carries_the_field_report():
     assert "Engine core initialization failed" in reason["message"]
 
 
-def test_qwen3_needs_vllm_0_8_5():
-    result = compat.check("vllm/vllm-openai:v0.8.4", HOMELAB, QWEN_AWQ)
-    reason = only(result, "unknown_model")
-    assert reason["severity"] == "fail" and "0.8.5" in reason["fix"]
+def test_qwen3_needs_vllm_0_8_4():
+    result = compat.check("vllm/vllm-openai:v0.8.3", HOMELAB, QWEN_AWQ)
+    reason = only(result, "vllm_too_old")
+    assert reason["severity"] == "fail" and reason["fix"] == "use vllm/vllm-openai:v0.8.4 or newer"
 
 
 def test_homelab_r1_mode_fits_too():
@@ -87,12 +87,13 @@ def test_facts_of_the_real_capture_feed_the_check_directly():
 # --- field notes 2-5: speech services --------------------------------------------------------------
 
 def test_asr_over_two_16gb_gpus_with_tensor_parallelism():
-    node = {"driver_version": "570.195.03", "gpus": [{"name": "NVIDIA A16"}, {"name": "NVIDIA A16"}]}
+    # driver 575 (CUDA 12.9) runs v0.16.0, the first release that serves Qwen3-ASR natively
+    node = {"driver_version": "575.57.08", "gpus": [{"name": "NVIDIA A16"}, {"name": "NVIDIA A16"}]}
     model = {"name": "Qwen/Qwen3-ASR-1.7B", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.9,
              "max_model_len": 4096, "dtype": "bfloat16"}
-    assert compat.check("vllm/vllm-openai:v0.11.0", node, model)["verdict"] == "ok"
-    one = {"driver_version": "570.195.03", "gpus": [{"name": "NVIDIA A16"}]}
-    reason = only(compat.check("vllm/vllm-openai:v0.11.0", one, model), "gpu_count_insufficient")
+    assert codes(compat.check("vllm/vllm-openai:v0.16.0", node, model), "warn") == []
+    one = {"driver_version": "575.57.08", "gpus": [{"name": "NVIDIA A16"}]}
+    reason = only(compat.check("vllm/vllm-openai:v0.16.0", one, model), "gpu_count_insufficient")
     assert "tensor_parallel_size 2" in reason["message"] and reason["fix"].startswith("tensor_parallel_size: 1")
 
 
@@ -102,13 +103,15 @@ def test_t4_pair_with_float16_and_the_tts_sharing_the_card():
     asr = {"name": "Qwen/Qwen3-ASR-1.7B", "gpu_memory_utilization": 0.45, "max_model_len": 4096, "dtype": "float16"}
     result = compat.check("vllm/vllm-openai:v0.8.5.post1", node, asr, colocated=[{"name": "tts", "memory_mib": 3994}])
     # fits next to the TTS; the driver (535, CUDA 12.2) is older than the image's CUDA 12.4, which the
-    # forward-compatibility package covers on this datacenter card: a warning, not a failure
+    # forward-compatibility package covers on this datacenter card: a warning, not a failure (and
+    # vLLM 0.8.5 predates native Qwen3-ASR support: the T4 pair runs it with qwen-asr's plugin)
     assert result["verdict"] == "warn"
-    assert codes(result, "warn") == ["driver_too_old"] and "R535" in only(result, "driver_too_old")["message"]
+    assert codes(result, "warn") == ["driver_too_old", "vllm_too_old"]
+    assert "R535" in only(result, "driver_too_old")["message"]
     assert "compute_capability_too_low" in codes(result, "info")  # no FlashAttention-2 on a T4, said but not failed
     node["driver_version"], node["cuda_driver_version"] = "550.163.01", "12.4"
-    assert compat.check("vllm/vllm-openai:v0.8.5.post1", node, asr,
-                        colocated=[{"name": "tts", "memory_mib": 3994}])["verdict"] == "ok"
+    assert codes(compat.check("vllm/vllm-openai:v0.8.5.post1", node, asr,
+                              colocated=[{"name": "tts", "memory_mib": 3994}]), "warn") == ["vllm_too_old"]
 
 
 def test_bf16_on_a_t4_fails_with_vllms_message_and_float16_as_fix():
@@ -292,7 +295,7 @@ def test_unknown_model_without_metadata_warns_and_with_metadata_is_checked():
 
 def test_tts_model_needs_vllm_omni():
     model = {"name": "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", "dtype": "float16", "max_model_len": 4096}
-    reason = only(compat.check("vllm/vllm-openai:v0.14.0", node_with("NVIDIA L4"), model), "unknown_model")
+    reason = only(compat.check("vllm/vllm-openai:v0.14.0", node_with("NVIDIA L4"), model), "package_missing")
     assert "vllm-omni" in reason["message"]
 
 
