@@ -4,19 +4,19 @@
 """The model catalog of the ``vllm`` role: validation and expansion into a deployment plan.
 
 Plain functions over plain data. The role's variables (``vllm_catalog`` plus the ``vllm_*`` knobs of
-``roles/vllm/defaults/main.yml``) go in; a *plan* comes out: one workload per catalog entry with every
-value the manifests need (names, labels, container args, probe budgets, replicas of the active GPU
-mode), plus the objects several workloads share (Services, PVCs). The Jinja2 templates of
-``roles/vllm/templates/`` turn the plan into manifests; they hold the shape, this file the values.
+``roles/vllm/defaults/main.yml``, the one place their defaults live) go in; a *plan* comes out: one
+workload per catalog entry with every value the manifests need (names, labels, container args, probe
+objects, replicas of the active GPU mode), plus the objects several workloads share (Services, PVCs).
+The role's Jinja2 templates (``roles/vllm/templates/``), rendered by Ansible, turn the plan into
+manifests; they hold the shape, this file the values.
 
-* ``settings_from_vars(role_vars)``: the ``vllm_*`` knobs as a settings mapping (prefix dropped).
+* ``settings_from_vars(role_vars)``: the ``vllm_*`` variables as settings (prefix dropped).
 * ``spec_errors(catalog, entry_spec)``: the argument-spec check Ansible runs on the role's entry
-  point, for callers outside Ansible (the benchmark, tests); a typo in a key names the key.
+  point, for callers outside Ansible (tests); a typo in a key names the key.
 * ``problems(catalog, settings)``: what an argument spec cannot say (unique DNS names, shared
-  Services never active together, fallbacks that exist, flags given twice, ...).
+  Services never active together, fallbacks that exist, flags given twice, dtypes vLLM knows, ...).
 * ``plan(catalog, settings)``: the expansion; raises ``CatalogError`` listing every problem.
-* ``compat_model(workload)``: the ``model`` argument of ``baremetal.gpu.vllm_compat`` for a workload.
-* ``render(plan, templates_dir, context)``: the templates rendered with Jinja2 outside Ansible.
+* ``compat_model(entry)``: the ``model`` option of ``baremetal.gpu.vllm_compat`` for an entry.
 
 A GPU *mode* is the set of catalog entries that own the GPU while it is active: an entry with
 ``modes: [ml]`` runs (``replicas``) only while ``vllm_active_mode`` is ``ml`` and is scaled to 0
@@ -27,27 +27,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
-import copy
 import json
 import math
-import os
 import re
 
-try:
-    import jinja2
-
-    HAS_JINJA2 = True
-except ImportError:  # pragma: no cover - Ansible always ships Jinja2 on the controller
-    HAS_JINJA2 = False
-
-try:
-    import yaml
-
-    HAS_YAML = True
-    _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-except ImportError:  # pragma: no cover - Ansible always ships PyYAML on the controller
-    HAS_YAML = False
+from ansible_collections.baremetal.gpu.plugins.module_utils import compat
+from ansible_collections.baremetal.gpu.plugins.module_utils import compat_data
 
 MANAGED_BY = "baremetal-gpu"
 LABEL_NAME = "app.kubernetes.io/name"
@@ -57,15 +42,17 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_SERVICE = "baremetal.gpu/service"
 ANNOTATION_PREFIX = "baremetal.gpu/"
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 
 SERVERS = ("vllm", "custom")
 HEALTH_KINDS = ("vllm", "json")
 CACHE_TYPES = ("hostPath", "pvc", "none")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod", "ReadOnlyMany")
-SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+# --dtype values vLLM accepts: the compatibility check's dtypes and their aliases (one definition, in compat).
+DTYPE_CHOICES = tuple(compat.DTYPES) + tuple(sorted(compat_data.DTYPE_ALIASES))
 
 # vLLM flags the catalog generates from structured keys: giving them in ``args`` as well is an error
-# (the compatibility check reads the keys, so the keys must be the source).
+# (the compatibility check and the health wait read the keys, so the keys must be the source).
 FLAG_KEYS = {
     "--model": "model",
     "--served-model-name": "served_model_names",
@@ -81,60 +68,27 @@ FLAG_KEYS = {
     "--trust-remote-code": "trust_remote_code",
     "--max-num-seqs": "max_num_seqs",
     "--kv-cache-dtype": "kv_cache_dtype",
+    "--tokenizer": "tokenizer",
+    "--override-generation-config": "generation_config",
 }
 
-# Settings every plan needs; role defaults (roles/vllm/defaults/main.yml) document each one. These are
-# the values used when a caller outside Ansible leaves one out.
-DEFAULT_SETTINGS = {
-    "namespace": "ml",
-    "create_namespace": True,
-    "name_prefix": "vllm-",
-    "app_name": "vllm",
-    "part_of": "baremetal-gpu",
-    "active_mode": "",
-    "idle_modes": ["off"],
-    "image": "vllm/vllm-openai:v0.8.5.post1",
-    "image_pull_policy": "IfNotPresent",
-    "port": 8000,
-    "gpus": 1,
-    "cpu": "2",
-    "memory": "16Gi",
-    "cpu_limit": "",
-    "memory_limit": "",
-    "shm_size": "2Gi",
-    "runtime_class": "nvidia",
-    "node_selector": {},
-    "tolerations": [],
-    "cache_type": "hostPath",
-    "cache_path": "/var/lib/vllm/huggingface",
-    "cache_mount_path": "/root/.cache/huggingface",
-    "cache_claim": "vllm-cache",
-    "cache_access_mode": "ReadWriteOnce",
-    "cache_size": "100Gi",
-    "cache_storage_class": "",
-    "hf_token_secret": "vllm-hf-token",
-    "hf_offline": False,
-    "download": False,
-    "download_image": "",
-    "prepull": False,
-    "prepull_pause_image": "registry.k8s.io/pause:3.10",
-    "load_seconds": 120,
-    "startup_factor": 3,
-    "startup_min_seconds": 120,
-    "probe_period_seconds": 5,
-    "liveness_period_seconds": 30,
-    "liveness_failure_threshold": 5,
-    "health_kind": "vllm",
-    "health_path": "/health",
-    "service_type": "ClusterIP",
-    "ingress_enabled": False,
-    "ingress_class": "traefik",
-    "ingress_annotations": {},
-}
+# Structured keys that become ``--flag value`` in this order (after --model, names, host and port).
+VALUE_FLAGS = (("tokenizer", "--tokenizer"), ("dtype", "--dtype"), ("quantization", "--quantization"),
+               ("gpu_memory_utilization", "--gpu-memory-utilization"), ("max_model_len", "--max-model-len"),
+               ("tensor_parallel_size", "--tensor-parallel-size"), ("max_num_seqs", "--max-num-seqs"),
+               ("kv_cache_dtype", "--kv-cache-dtype"))
 
-# Knobs of the role that are not plan settings (how the role talks to the cluster and waits).
-RUNTIME_KNOBS = ("catalog", "hf_token", "kubeconfig", "context", "prune", "wait_timeout",
-                 "health_check", "health_timeout", "health_inference", "settings")
+# Readiness of a JSON health endpoint, run inside the container by the kubelet's exec probe with the
+# image's own Python: GET the URL, walk the dotted field, compare with the JSON value; exit 0 when equal.
+# Anything else (connection refused, HTTP error, field missing, other value) exits non-zero.
+JSON_PROBE_SCRIPT = (
+    "import json,sys,urllib.request as u\n"
+    "url,field,want,timeout=sys.argv[1],sys.argv[2],json.loads(sys.argv[3]),float(sys.argv[4])\n"
+    "doc=json.load(u.urlopen(url,timeout=timeout))\n"
+    "for key in field.split('.'):\n"
+    "    doc=doc[key]\n"
+    "sys.exit(0 if doc==want else 1)\n"
+)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -149,15 +103,19 @@ class CatalogError(ValueError):
         super(CatalogError, self).__init__("invalid vllm_catalog:\n- " + "\n- ".join(self.problems))
 
 
+class _Settings(dict):
+    """The role's knobs; a knob the caller did not pass is named in the error (no silent default)."""
+
+    def __missing__(self, key):
+        raise CatalogError(["role variable vllm_%s is not defined (roles/vllm/defaults/main.yml defines every "
+                            "knob; pass the role's variables)" % key])
+
+
 # --- inputs ---------------------------------------------------------------------------------------
 
 def settings_from_vars(role_vars):
-    """``vllm_*`` role variables -> settings (prefix dropped), over DEFAULT_SETTINGS."""
-    settings = dict(DEFAULT_SETTINGS)
-    for key, value in (role_vars or {}).items():
-        if key.startswith("vllm_") and key[5:] not in RUNTIME_KNOBS:
-            settings[key[5:]] = value
-    return settings
+    """``vllm_*`` role variables -> settings (prefix dropped); other variables are ignored."""
+    return dict((key[5:], value) for key, value in (role_vars or {}).items() if key.startswith("vllm_"))
 
 
 def spec_errors(catalog, entry_spec):
@@ -177,7 +135,7 @@ def _entry_get(entry, key, settings, setting=None):
     """The entry's value for ``key`` when set (not None), else the setting's."""
     value = entry.get(key)
     if value is None:
-        return settings.get(setting or key)
+        return settings[setting or key]
     return value
 
 
@@ -216,10 +174,14 @@ def mode_entries(catalog, mode):
 
 def _service_of(entry, settings):
     svc = entry.get("service") or {}
+    name = svc.get("name") or (settings["name_prefix"] + entry["name"])
+    selector = svc.get("selector")
     return {
-        "name": svc.get("name") or (settings["name_prefix"] + entry["name"]),
+        "name": name,
         "port": int(svc.get("port") or _entry_get(entry, "port", settings)),
         "type": svc.get("type") or settings["service_type"],
+        "selector": dict((str(k), str(v)) for k, v in selector.items()) if selector else
+        {LABEL_NAME: settings["app_name"], LABEL_SERVICE: name},
     }
 
 
@@ -227,16 +189,16 @@ def _ingress_of(entry, settings):
     ing = entry.get("ingress") or {}
     enabled = ing.get("enabled")
     if enabled is None:
-        enabled = bool(settings.get("ingress_enabled")) or bool(ing.get("host"))
+        enabled = bool(settings["ingress_enabled"]) or bool(ing.get("host"))
     if not enabled:
         return None
-    annotations = dict(settings.get("ingress_annotations") or {})
+    annotations = dict(settings["ingress_annotations"] or {})
     annotations.update(ing.get("annotations") or {})
     return {
         "host": ing.get("host") or "",
         "path": ing.get("path") or "/",
         "class": ing.get("class") if ing.get("class") is not None else settings["ingress_class"],
-        "annotations": annotations,
+        "annotations": dict((str(k), str(v)) for k, v in annotations.items()),
         "tls_secret": ing.get("tls_secret") or "",
     }
 
@@ -254,6 +216,86 @@ def _cache_of(entry, settings):
         storage_class = cache.get("storage_class")
         out["storage_class"] = storage_class if storage_class is not None else settings["cache_storage_class"]
         out["create"] = cache.get("create", True) is not False
+    return out
+
+
+def _health_of(entry, settings):
+    health = entry.get("health") or {}
+    return {
+        "kind": health.get("kind") or settings["health_kind"],
+        "path": health.get("path") or settings["health_path"],
+        "field": health.get("field") or "",
+        "value": health.get("value", True),
+        "exec": health.get("exec") or "",
+        "models": health.get("models") if health.get("models") is not None else bool(served_model_names(entry)),
+    }
+
+
+# --- what an argument spec cannot say --------------------------------------------------------------
+
+def _entry_problems(entry, where, settings):
+    out = []
+    server = entry.get("server") or "vllm"
+    if server not in SERVERS:
+        out.append("%s: server must be one of %s" % (where, ", ".join(SERVERS)))
+    if server == "vllm":
+        for arg in entry.get("args") or []:
+            flag = str(arg).split("=", 1)[0]
+            if flag in FLAG_KEYS:
+                out.append("%s: args must not contain %s: set the key %s instead (each flag has one source, "
+                           "the key, which the compatibility check and the health wait read)"
+                           % (where, flag, FLAG_KEYS[flag]))
+    dtype = entry.get("dtype")
+    if dtype is not None and str(dtype).lower() not in DTYPE_CHOICES:
+        out.append("%s: dtype %r is not one vLLM knows (%s)" % (where, dtype, ", ".join(DTYPE_CHOICES)))
+    kv_dtype = entry.get("kv_cache_dtype")
+    if kv_dtype is not None and str(kv_dtype).lower() not in compat.KV_CACHE_DTYPES:
+        out.append("%s: kv_cache_dtype %r is not one vLLM knows (%s)" % (where, kv_dtype, ", ".join(compat.KV_CACHE_DTYPES)))
+    gmu = entry.get("gpu_memory_utilization")
+    if gmu is not None and not 0 < float(gmu) <= 1:
+        out.append("%s: gpu_memory_utilization must be in (0, 1], got %s" % (where, gmu))
+    tp = entry.get("tensor_parallel_size")
+    gpus = _entry_get(entry, "gpus", settings)
+    if tp is not None and int(tp) > int(gpus):
+        out.append("%s: tensor_parallel_size %s needs at least that many gpus (gpus is %s)" % (where, tp, gpus))
+    for key in ("cpu", "memory", "cpu_limit", "memory_limit", "shm_size"):
+        value = entry.get(key)
+        if value not in (None, "") and not _QUANTITY.match(str(value)):
+            out.append("%s: %s %r is not a Kubernetes quantity (e.g. 2, 500m, 16Gi)" % (where, key, value))
+    health = _health_of(entry, settings)
+    if health["kind"] not in HEALTH_KINDS:
+        out.append("%s: health.kind must be one of %s" % (where, ", ".join(HEALTH_KINDS)))
+    if health["kind"] == "json" and not health["field"]:
+        out.append("%s: health kind json needs health.field (the JSON field that says ready)" % where)
+    if health["exec"] and health["kind"] != "json":
+        out.append("%s: health.exec reads a JSON field in the probes: it needs health kind json" % where)
+    liveness = entry.get("liveness") or {}
+    for key in ("period_seconds", "failure_threshold", "timeout_seconds"):
+        if liveness.get(key) is not None and int(liveness[key]) < 1:
+            out.append("%s: liveness.%s must be at least 1, got %s" % (where, key, liveness[key]))
+    cache = _cache_of(entry, settings)
+    if cache["type"] not in CACHE_TYPES:
+        out.append("%s: cache.type must be one of %s" % (where, ", ".join(CACHE_TYPES)))
+    if cache["type"] == "pvc" and cache["access_mode"] not in ACCESS_MODES:
+        out.append("%s: cache.access_mode must be one of %s" % (where, ", ".join(ACCESS_MODES)))
+    download = _entry_get(entry, "download", settings)
+    if download and cache["type"] == "none":
+        out.append("%s: download needs a cache (cache.type hostPath or pvc) to download into" % where)
+    model = str(entry.get("model") or "")
+    if download and model.startswith("/") and not entry.get("model_id"):
+        out.append("%s: download of the local path %s needs model_id (the Hugging Face id to fetch)" % (where, model))
+    labels = dict(entry.get("labels") or {})
+    labels.update((entry.get("service") or {}).get("selector") or {})
+    for index, term in enumerate(entry.get("pod_affinity") or []):
+        if not term.get("match_labels"):
+            out.append("%s: pod_affinity[%d] needs match_labels (the pods to be placed with)" % (where, index))
+        labels.update(term.get("match_labels") or {})
+    for key, value in sorted(labels.items()):
+        if not _LABEL_VALUE.match(str(value)) or len(str(value)) > 63:
+            out.append("%s: label %s value %r is not a valid label value" % (where, key, value))
+    container = entry.get("container_name")
+    if container is not None and not _DNS_LABEL.match(str(container)):
+        out.append("%s: container_name %r must be a DNS label" % (where, container))
     return out
 
 
@@ -282,48 +324,7 @@ def problems(catalog, settings):
         names.append(name)
         if not entry.get("model"):
             out.append("%s: model is required (Hugging Face id or local path)" % where)
-        server = entry.get("server") or "vllm"
-        if server not in SERVERS:
-            out.append("%s: server must be one of %s" % (where, ", ".join(SERVERS)))
-        if server == "custom" and not (entry.get("command") or entry.get("args")):
-            out.append("%s: server custom needs command or args (nothing else starts it)" % where)
-        if server == "vllm":
-            for arg in entry.get("args") or []:
-                flag = str(arg).split("=", 1)[0]
-                if flag in FLAG_KEYS:
-                    out.append("%s: args must not contain %s: set the key %s instead (the compatibility check "
-                               "reads it)" % (where, flag, FLAG_KEYS[flag]))
-        gmu = entry.get("gpu_memory_utilization")
-        if gmu is not None and not 0 < float(gmu) <= 1:
-            out.append("%s: gpu_memory_utilization must be in (0, 1], got %s" % (where, gmu))
-        tp = entry.get("tensor_parallel_size")
-        gpus = _entry_get(entry, "gpus", settings)
-        if tp is not None and int(tp) > int(gpus):
-            out.append("%s: tensor_parallel_size %s needs at least that many gpus (gpus is %s)" % (where, tp, gpus))
-        for key in ("cpu", "memory", "cpu_limit", "memory_limit", "shm_size"):
-            value = entry.get(key)
-            if value not in (None, "") and not _QUANTITY.match(str(value)):
-                out.append("%s: %s %r is not a Kubernetes quantity (e.g. 2, 500m, 16Gi)" % (where, key, value))
-        health = entry.get("health") or {}
-        if (health.get("kind") or settings["health_kind"]) == "json" and not health.get("field"):
-            out.append("%s: health kind json needs health.field (the JSON field that says ready)" % where)
-        if (health.get("kind") or settings["health_kind"]) not in HEALTH_KINDS:
-            out.append("%s: health.kind must be one of %s" % (where, ", ".join(HEALTH_KINDS)))
-        cache = _cache_of(entry, settings)
-        if cache["type"] not in CACHE_TYPES:
-            out.append("%s: cache.type must be one of %s" % (where, ", ".join(CACHE_TYPES)))
-        if cache["type"] == "pvc" and cache["access_mode"] not in ACCESS_MODES:
-            out.append("%s: cache.access_mode must be one of %s" % (where, ", ".join(ACCESS_MODES)))
-        download = _entry_get(entry, "download", settings)
-        if download and cache["type"] == "none":
-            out.append("%s: download needs a cache (cache.type hostPath or pvc) to download into" % where)
-        model = str(entry.get("model") or "")
-        if download and model.startswith("/") and not entry.get("model_id"):
-            out.append("%s: download of the local path %s needs model_id (the Hugging Face id to fetch)"
-                       % (where, model))
-        for key, value in sorted((entry.get("labels") or {}).items()):
-            if not _LABEL_VALUE.match(str(value)) or len(str(value)) > 63:
-                out.append("%s: labels.%s value %r is not a valid label value" % (where, key, value))
+        out.extend(_entry_problems(entry, where, settings))
     for entry in catalog:
         if isinstance(entry, dict) and entry.get("fallback"):
             if entry["fallback"] not in names:
@@ -361,7 +362,7 @@ def _shared_problems(catalog, settings):
         first = entries[0]
         for other in entries[1:]:
             if _service_of(other, settings) != _service_of(first, settings):
-                out.append("Service %s: entries %s and %s disagree on its port or type"
+                out.append("Service %s: entries %s and %s disagree on its port, type or selector"
                            % (service, first["name"], other["name"]))
             if _ingress_of(other, settings) != _ingress_of(first, settings):
                 out.append("Service %s: entries %s and %s disagree on its ingress"
@@ -410,10 +411,7 @@ def vllm_args(entry, settings):
     if names:
         args += ["--served-model-name"] + names
     args += ["--host", "0.0.0.0", "--port", str(_entry_get(entry, "port", settings))]
-    for key, flag in (("dtype", "--dtype"), ("quantization", "--quantization"),
-                      ("gpu_memory_utilization", "--gpu-memory-utilization"), ("max_model_len", "--max-model-len"),
-                      ("tensor_parallel_size", "--tensor-parallel-size"), ("max_num_seqs", "--max-num-seqs"),
-                      ("kv_cache_dtype", "--kv-cache-dtype")):
+    for key, flag in VALUE_FLAGS:
         value = entry.get(key)
         if value is not None and value != "":
             args += [flag, format_number(value) if not isinstance(value, str) else value]
@@ -421,6 +419,8 @@ def vllm_args(entry, settings):
         args.append("--enforce-eager")
     if entry.get("trust_remote_code"):
         args.append("--trust-remote-code")
+    if entry.get("generation_config"):
+        args += ["--override-generation-config", json.dumps(entry["generation_config"], sort_keys=True)]
     return args + [str(a) for a in entry.get("args") or []]
 
 
@@ -440,17 +440,38 @@ def startup_budget(entry, settings):
     return int(max(float(settings["startup_min_seconds"]), math.ceil(load * float(settings["startup_factor"]))))
 
 
-def _probes(entry, settings, health):
-    period = int(settings["probe_period_seconds"])
+def _probes(entry, settings, health, port):
+    """startupProbe, readinessProbe and livenessProbe objects of the server container.
+
+    Startup and readiness run every ``probe_period_seconds`` (1 s by default: ``/health`` is cheap, and
+    the kubelet marks a pod Ready at most one period after it answers, which is what a GPU mode switch
+    waits for); the startup failure budget covers the expected load time. With ``health.exec`` they read
+    the JSON field inside the container; liveness only ever checks that the server answers.
+    """
+    period = int(_entry_get(entry, "probe_period_seconds", settings))
+    timeout = max(1, min(period, 5))
     budget = startup_budget(entry, settings)
-    return {
-        "path": health["path"],
-        "startup": {"period": period, "failure_threshold": int(math.ceil(budget / float(period))),
-                    "timeout": max(1, min(period, 5)), "budget": budget},
-        "readiness": {"period": period, "failure_threshold": 3, "timeout": max(1, min(period, 5))},
-        "liveness": {"period": int(settings["liveness_period_seconds"]),
-                     "failure_threshold": int(settings["liveness_failure_threshold"]), "timeout": 10},
+    http = {"httpGet": {"path": health["path"], "port": "http"}}
+    ready = http
+    if health["exec"]:
+        url = "http://127.0.0.1:%d%s" % (port, health["path"])
+        ready = {"exec": {"command": [health["exec"], "-c", JSON_PROBE_SCRIPT, url, health["field"],
+                                      json.dumps(health["value"]), str(timeout)]}}
+    probes = {
+        "budget": budget,
+        "startup": dict(ready, periodSeconds=period, timeoutSeconds=timeout,
+                        failureThreshold=int(math.ceil(budget / float(period)))),
+        "readiness": dict(ready, periodSeconds=period, timeoutSeconds=timeout, failureThreshold=3),
+        "liveness": None,
     }
+    liveness = entry.get("liveness") or {}
+    if liveness.get("enabled", True) is not False:
+        probes["liveness"] = dict(
+            http,
+            periodSeconds=int(liveness.get("period_seconds") or settings["liveness_period_seconds"]),
+            timeoutSeconds=int(liveness.get("timeout_seconds") or settings["liveness_timeout_seconds"]),
+            failureThreshold=int(liveness.get("failure_threshold") or settings["liveness_failure_threshold"]))
+    return probes
 
 
 def _env(entry, cache, offline, hf_secret):
@@ -468,13 +489,52 @@ def _env(entry, cache, offline, hf_secret):
     return env
 
 
-def _affinity(entry):
+def _node_affinity(entry):
     terms = entry.get("node_affinity") or []
     if not terms:
         return None
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+    return {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
         {"matchExpressions": [{"key": t["key"], "operator": t.get("operator") or "In",
-                               "values": [str(v) for v in t.get("values") or []]} for t in terms]}]}}}
+                               "values": [str(v) for v in t.get("values") or []]} for t in terms]}]}}
+
+
+def _pod_affinity(entry):
+    required, preferred = [], []
+    for term in entry.get("pod_affinity") or []:
+        k8s_term = {"labelSelector": {"matchLabels": dict((str(k), str(v)) for k, v in term["match_labels"].items())},
+                    "topologyKey": term.get("topology_key") or HOSTNAME_TOPOLOGY}
+        if term.get("namespaces"):
+            k8s_term["namespaces"] = [str(n) for n in term["namespaces"]]
+        if term.get("required", True) is False:
+            preferred.append({"weight": int(term.get("weight") or 100), "podAffinityTerm": k8s_term})
+        else:
+            required.append(k8s_term)
+    out = {}
+    if required:
+        out["requiredDuringSchedulingIgnoredDuringExecution"] = required
+    if preferred:
+        out["preferredDuringSchedulingIgnoredDuringExecution"] = preferred
+    return out or None
+
+
+def _affinity(entry):
+    out = {}
+    node = _node_affinity(entry)
+    if node:
+        out["nodeAffinity"] = node
+    pods = _pod_affinity(entry)
+    if pods:
+        out["podAffinity"] = pods
+    return out or None
+
+
+def _container(entry, server, settings, model, cache):
+    command = [str(c) for c in entry.get("command") or []]
+    args = vllm_args(entry, settings) if server == "vllm" else [str(a) for a in entry.get("args") or []]
+    name = entry.get("container_name") or ("vllm" if server == "vllm" else "server")
+    return {"name": name, "command": command, "args": args,
+            "download_args": ["--repo", entry.get("model_id") or model, "--cache-dir", cache["mount_path"]] + (
+                ["--local-dir", model] if model.startswith("/") else [])}
 
 
 def workload(entry, settings):
@@ -483,21 +543,13 @@ def workload(entry, settings):
     full = settings["name_prefix"] + name
     server = entry.get("server") or "vllm"
     service = _service_of(entry, settings)
-    health_in = entry.get("health") or {}
-    health = {
-        "kind": health_in.get("kind") or settings["health_kind"],
-        "path": health_in.get("path") or settings["health_path"],
-        "field": health_in.get("field") or "",
-        "value": health_in.get("value", True),
-        "models": health_in.get("models") if health_in.get("models") is not None else bool(
-            served_model_names(entry)),
-    }
+    health = _health_of(entry, settings)
     cache = _cache_of(entry, settings)
     download = bool(_entry_get(entry, "download", settings)) and cache["type"] != "none"
     offline = entry.get("hf_offline")
     if offline is None:
-        offline = bool(settings.get("hf_offline")) or download
-    hf_secret = settings.get("hf_token_secret") or ""
+        offline = bool(settings["hf_offline"]) or download
+    hf_secret = settings["hf_token_secret"] or ""
     common = {
         LABEL_NAME: settings["app_name"],
         LABEL_PART_OF: settings["part_of"],
@@ -506,16 +558,17 @@ def workload(entry, settings):
     selector = {LABEL_NAME: settings["app_name"], LABEL_INSTANCE: full}
     labels = dict(common)
     labels.update({LABEL_INSTANCE: full, LABEL_COMPONENT: "model-server"})
-    labels.update({str(k): str(v) for k, v in (entry.get("labels") or {}).items()})
+    labels.update(dict((str(k), str(v)) for k, v in (entry.get("labels") or {}).items()))
     pod_labels = dict(labels)
     pod_labels[LABEL_SERVICE] = service["name"]
+    pod_labels.update(service["selector"])
     modes = _modes_of(entry)
     active = active_in(entry, settings.get("active_mode") or "")
-    node_selector = dict(settings.get("node_selector") or {})
+    node_selector = dict(settings["node_selector"] or {})
     node_selector.update(entry.get("node_selector") or {})
     tolerations = entry.get("tolerations")
     if tolerations is None:
-        tolerations = settings.get("tolerations") or []
+        tolerations = settings["tolerations"] or []
     resources = {"requests": {"cpu": str(_entry_get(entry, "cpu", settings)),
                               "memory": str(_entry_get(entry, "memory", settings))},
                  "limits": {}}
@@ -528,43 +581,48 @@ def workload(entry, settings):
             resources["limits"][key] = str(value)
     model = str(entry["model"])
     model_id = entry.get("model_id") or model
+    names = served_model_names(entry)
     annotations = {
         ANNOTATION_PREFIX + "modes": ",".join(modes) if modes is not None else "*",
-        ANNOTATION_PREFIX + "served-model-names": ",".join(served_model_names(entry)),
+        ANNOTATION_PREFIX + "served-model-names": ",".join(names),
         ANNOTATION_PREFIX + "health": "%s %s" % (health["kind"], health["path"]),
         ANNOTATION_PREFIX + "model": model_id,
     }
     if entry.get("fallback"):
         annotations[ANNOTATION_PREFIX + "fallback"] = settings["name_prefix"] + entry["fallback"]
-    annotations.update({str(k): str(v) for k, v in (entry.get("annotations") or {}).items()})
+    annotations.update(dict((str(k), str(v)) for k, v in (entry.get("annotations") or {}).items()))
+    port = int(_entry_get(entry, "port", settings))
+    image = entry.get("image") or settings["image"]
+    runtime_class = entry.get("runtime_class")
     out = {
         "name": name,
         "full_name": full,
         "namespace": settings["namespace"],
         "description": entry.get("description") or "",
         "server": server,
-        "image": entry.get("image") or settings["image"],
+        "image": image,
         "image_pull_policy": entry.get("image_pull_policy") or settings["image_pull_policy"],
-        "command": [str(c) for c in entry.get("command") or []],
-        "args": vllm_args(entry, settings) if server == "vllm" else [str(a) for a in entry.get("args") or []],
+        "container": _container(entry, server, settings, model, cache),
         "model": model,
         "model_id": model_id,
-        "served_model_names": served_model_names(entry),
-        "port": int(_entry_get(entry, "port", settings)),
+        "served_model_names": names,
+        "port": port,
         "gpus": gpus,
         "resources": resources,
         "shm_size": str(_entry_get(entry, "shm_size", settings)),
-        "runtime_class": settings.get("runtime_class") or "",
+        "runtime_class": runtime_class if runtime_class is not None else (settings["runtime_class"] or ""),
         "node_selector": node_selector,
         "affinity": _affinity(entry),
         "tolerations": tolerations,
         "env": _env(entry, cache, offline, hf_secret),
+        # the download container needs the token and the cache location, never the server's settings
+        "download_env": _env({}, cache, False, hf_secret) + [{"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "0"}],
         "cache": cache,
         "download": download,
-        "download_image": entry.get("download_image") or settings.get("download_image") or
-        entry.get("image") or settings["image"],
+        "download_container": settings["download_container_name"],
+        "download_image": entry.get("download_image") or settings["download_image"] or image,
         "prepull": None,
-        "probes": _probes(entry, settings, health),
+        "probes": _probes(entry, settings, health, port),
         "health": health,
         "load_seconds": float(_entry_get(entry, "load_seconds", settings)),
         "service": service["name"],
@@ -578,23 +636,22 @@ def workload(entry, settings):
         "replicas": int(entry.get("replicas") or 1) if active else 0,
         "fallback": entry.get("fallback") or "",
     }
-    out["container"] = "vllm" if server == "vllm" else "server"
-    out["download_args"] = ["--repo", model_id, "--cache-dir", cache["mount_path"]] + (
-        ["--local-dir", model] if model.startswith("/") else [])
     if _entry_get(entry, "prepull", settings):
         prepull_labels = dict(common)
         prepull_labels.update({LABEL_INSTANCE: full + "-prepull", LABEL_COMPONENT: "image-prepull"})
         images = [out["image"]]
         if download and out["download_image"] not in images:
             images.append(out["download_image"])
+        node_affinity = _node_affinity(entry)
         out["prepull"] = {"name": full + "-prepull", "labels": prepull_labels, "images": images,
+                          "affinity": {"nodeAffinity": node_affinity} if node_affinity else None,
                           "selector": {LABEL_NAME: settings["app_name"], LABEL_INSTANCE: full + "-prepull"}}
-    out["compat"] = compat_model(dict(entry, **{"model": model_id}))
+    out["compat"] = compat_model(dict(entry, model=model_id))
     return out
 
 
 def compat_model(entry):
-    """The ``model`` option of ``baremetal.gpu.vllm_compat`` for a catalog entry (or a workload)."""
+    """The ``model`` option of ``baremetal.gpu.vllm_compat`` for a catalog entry (or a preflight workload)."""
     model = {"name": entry.get("model_id") or entry["model"]}
     for key in ("dtype", "quantization", "max_model_len", "tensor_parallel_size", "gpu_memory_utilization",
                 "kv_cache_dtype", "params_b", "weights_gib", "num_layers", "num_kv_heads", "head_dim"):
@@ -606,8 +663,12 @@ def compat_model(entry):
 
 
 def plan(catalog, settings):
-    """The catalog expanded for deployment; raises CatalogError listing every problem."""
-    settings = dict(DEFAULT_SETTINGS, **(settings or {}))
+    """The catalog expanded for deployment; raises CatalogError listing every problem.
+
+    ``settings`` are the role's knobs without the ``vllm_`` prefix (``settings_from_vars``); every knob the
+    expansion reads must be there (the role passes all of them; a missing one is named).
+    """
+    settings = _Settings(settings or {})
     found = problems(catalog, settings)
     if found:
         raise CatalogError(found)
@@ -624,10 +685,9 @@ def plan(catalog, settings):
             "name": svc["name"],
             "port": svc["port"],
             "type": svc["type"],
-            "target_port": w["port"],
             "labels": {LABEL_NAME: settings["app_name"], LABEL_PART_OF: settings["part_of"],
                        LABEL_MANAGED_BY: MANAGED_BY, LABEL_INSTANCE: svc["name"]},
-            "selector": {LABEL_NAME: settings["app_name"], LABEL_SERVICE: svc["name"]},
+            "selector": svc["selector"],
             "ingress": _ingress_of(entry, settings),
             "workloads": [w["name"]],
         })
@@ -641,79 +701,14 @@ def plan(catalog, settings):
     mode = settings.get("active_mode") or ""
     return {
         "namespace": settings["namespace"],
-        "create_namespace": bool(settings.get("create_namespace", True)),
+        "create_namespace": bool(settings["create_namespace"]),
         "labels": common,
         "active_mode": mode,
-        "modes": {m: mode_entries(catalog, m) for m in known_modes(catalog, settings)},
-        "hf_token_secret": settings.get("hf_token_secret") or "",
+        "modes": dict((m, mode_entries(catalog, m)) for m in known_modes(catalog, settings)),
+        "hf_token_secret": settings["hf_token_secret"] or "",
         "weights_script": settings["name_prefix"] + "weights-check" if any(w["download"] for w in workloads) else "",
         "prepull_pause_image": settings["prepull_pause_image"],
         "workloads": workloads,
         "services": services,
         "claims": claims,
     }
-
-
-# --- rendering outside Ansible -----------------------------------------------------------------------
-
-def _b64encode(value):
-    return base64.b64encode(str(value).encode("utf-8")).decode("ascii")
-
-
-def render(the_plan, templates_dir, context=None, template="manifests.yaml.j2"):
-    """Render the role's templates with Jinja2 as Ansible's template lookup does; returns the manifests.
-
-    ``context`` carries the other variables the templates read (``vllm_hf_token``, ``vllm_weights_script``).
-    """
-    if not (HAS_JINJA2 and HAS_YAML):
-        raise RuntimeError("rendering needs jinja2 and PyYAML")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir), trim_blocks=True,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-    env.filters["to_json"] = json.dumps
-    env.filters["b64encode"] = _b64encode
-    variables = {"vllm_hf_token": "", "vllm_weights_script": ""}
-    variables.update(context or {})
-    variables["vllm_plan"] = the_plan
-    text = env.get_template(template).render(**variables)
-    return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc]
-
-
-def load_yaml(path):
-    """A YAML file as data ({} when empty)."""
-    if not HAS_YAML:
-        raise RuntimeError("PyYAML is required")
-    with open(path) as handle:
-        return yaml.load(handle, Loader=_LOADER) or {}
-
-
-def role_paths(role_dir):
-    """Where the role keeps its defaults, argument spec, templates and files."""
-    return {
-        "defaults": os.path.join(role_dir, "defaults", "main.yml"),
-        "argument_specs": os.path.join(role_dir, "meta", "argument_specs.yml"),
-        "templates": os.path.join(role_dir, "templates"),
-        "weights_script": os.path.join(role_dir, "files", "check_weights.py"),
-    }
-
-
-def render_role(role_dir, overrides=None, check_spec=True):
-    """Plan and manifests of ``roles/vllm`` for role defaults updated with ``overrides`` (inventory vars).
-
-    What the role does inside Ansible, for callers outside it (the benchmark, tests). The ``vllm_*``
-    values must be plain data (no Jinja expressions).
-    """
-    paths = role_paths(role_dir)
-    role_vars = load_yaml(paths["defaults"])
-    role_vars.update(copy.deepcopy(overrides or {}))
-    catalog = role_vars.get("vllm_catalog") or []
-    if check_spec:
-        spec = load_yaml(paths["argument_specs"])["argument_specs"]["main"]["options"]["vllm_catalog"]["options"]
-        errors = spec_errors(catalog, spec)
-        if errors:
-            raise CatalogError(errors)
-    the_plan = plan(catalog, settings_from_vars(role_vars))
-    with open(paths["weights_script"]) as handle:
-        script = handle.read()
-    manifests = render(the_plan, paths["templates"], {"vllm_hf_token": role_vars.get("vllm_hf_token") or "",
-                                                      "vllm_weights_script": script})
-    return the_plan, manifests

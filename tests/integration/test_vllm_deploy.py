@@ -1,7 +1,8 @@
 """baremetal.gpu.vllm_deploy and plugins/module_utils/kube.py against the fake Kubernetes API, the
 kubelet simulator and fake vLLM servers started from each pod's real container args.
 
-The manifests are the vllm role's, rendered from the home-lab catalog (catalog.render_role)."""
+The manifests are the vllm role's, rendered by ansible-playbook from the home-lab inventory (the role's
+render entry point, tests/harness/role_render.py)."""
 
 import copy
 import json
@@ -11,13 +12,12 @@ import time
 import pytest
 import yaml
 
-from ansible_collections.baremetal.gpu.plugins.module_utils import catalog
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 from tests.harness.ansible_cli import kube_env, run_tool
 from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec, fake_vllm_factory
+from tests.harness.role_render import render
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-ROLE = ROOT / "roles" / "vllm"
 HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
 
 
@@ -41,10 +41,15 @@ def cluster(kube_api, collection_kube, behaviour):
     assert not sim.errors, sim.errors
 
 
+_RENDERED = {}
+
+
 def manifests(**overrides):
-    role_vars = copy.deepcopy(HOMELAB)
-    role_vars.update(overrides)
-    return catalog.render_role(str(ROLE), role_vars)[1]
+    """The home lab's manifests with extra vars, rendered once per distinct set of overrides."""
+    key = json.dumps(overrides, sort_keys=True)
+    if key not in _RENDERED:
+        _RENDERED[key] = render("homelab", overrides).manifests
+    return copy.deepcopy(_RENDERED[key])
 
 
 def deployments(applied):
@@ -102,7 +107,8 @@ def test_first_apply_creates_second_is_unchanged(cluster):
     first, applied = k8s.apply_all(cluster, manifests())
     assert set(actions(first).values()) == {"created"}
     assert all(r["changed"] for r in first)
-    assert sorted(actions(first)) == ["Deployment/vllm-ml", "Deployment/vllm-r1", "Ingress/vllm-api", "Namespace/ml",
+    assert sorted(actions(first)) == ["DaemonSet/vllm-ml-prepull", "DaemonSet/vllm-r1-prepull", "Deployment/vllm-ml",
+                                      "Deployment/vllm-r1", "Ingress/vllm-api", "Namespace/ml",
                                       "PodDisruptionBudget/vllm-ml", "PodDisruptionBudget/vllm-r1", "Service/vllm-api"]
     waited = k8s.wait_ready(cluster, deployments(applied), timeout=20)
     assert set(waited) == {("Deployment", "ml", "vllm-ml"), ("Deployment", "ml", "vllm-r1")}
@@ -172,7 +178,7 @@ def test_prune_removes_what_the_catalog_dropped_and_nothing_else(cluster):
     applied = k8s.apply_all(cluster, wanted)[1]
     pruned = k8s.prune(cluster, applied, {"ml"})
     assert sorted("%s/%s" % (p["kind"], p["name"]) for p in pruned) == [
-        "Deployment/vllm-r1", "PodDisruptionBudget/vllm-r1", "Secret/vllm-hf-token"]
+        "DaemonSet/vllm-r1-prepull", "Deployment/vllm-r1", "PodDisruptionBudget/vllm-r1", "Secret/vllm-hf-token"]
     assert cluster.get("apps/v1", "Deployment", "vllm-r1", "ml") is None
     assert cluster.get("v1", "ConfigMap", "by-hand", "ml") is not None
     assert cluster.get("v1", "Namespace", "ml") is not None
@@ -188,7 +194,9 @@ def test_check_mode_reports_without_changing_anything(cluster):
     entries[0]["image"] = "vllm/vllm-openai:v0.9.0"
     planned = k8s.apply_all(cluster, manifests(vllm_catalog=entries), check_mode=True, want_diff=True)[0]
     changed = [r for r in planned if r["changed"]]
-    assert [(r["kind"], r["name"], r["action"]) for r in changed] == [("Deployment", "vllm-ml", "configured")]
+    # the Deployment and the DaemonSet that pre-pulls its image
+    assert [(r["kind"], r["name"], r["action"]) for r in changed] == [("Deployment", "vllm-ml", "configured"),
+                                                                       ("DaemonSet", "vllm-ml-prepull", "configured")]
     assert "vllm/vllm-openai:v0.9.0" in changed[0]["diff"]["after"]
     live = cluster.get("apps/v1", "Deployment", "vllm-ml", "ml")
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm/vllm-openai:v0.8.5.post1"

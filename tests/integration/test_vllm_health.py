@@ -1,7 +1,6 @@
 """baremetal.gpu.vllm_health and plugins/module_utils/health.py against fake vLLM servers, directly
 and through the fake Kubernetes API's service proxy."""
 
-import copy
 import json
 import pathlib
 import re
@@ -9,16 +8,15 @@ import socket
 import time
 
 import pytest
-import yaml
 
-from ansible_collections.baremetal.gpu.plugins.module_utils import catalog, health
+from ansible_collections.baremetal.gpu.plugins.module_utils import health
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 from tests.harness.ansible_cli import kube_env, run_tool
 from tests.harness.fake_vllm import FakeVLLMServer
 from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+from tests.harness.role_render import render
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
 
 
 def wait(server, **kwargs):
@@ -113,7 +111,7 @@ def homelab_cluster(kube_api, kubeconfig):
     with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(),
                           vllm_factory=factory) as sim:
         kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
-        manifests = catalog.render_role(str(ROOT / "roles" / "vllm"), copy.deepcopy(HOMELAB))[1]
+        manifests = render("homelab").manifests
         k8s.apply_all(kube, manifests)
         try:
             yield kube
@@ -128,7 +126,7 @@ def test_through_the_service_proxy_it_waits_for_the_pod_to_load(homelab_cluster)
     result = health.wait_serving(fetch, served_model_name="vllm-qwen", inference=True, timeout=15)
     assert result["where"] == "service ml/vllm-api port 8000 through the API proxy"
     assert result["elapsed"]["health"] >= 0.9 and time.monotonic() - started < 5
-    assert result["models"] == ["vllm-qwen"] and result["inference"]["latency_s"] < 1
+    assert result["models"] == ["Qwen/Qwen3-8B-AWQ", "vllm-qwen"] and result["inference"]["latency_s"] < 1
 
 
 def test_the_module_reports_the_pods_behind_the_service_on_failure(homelab_cluster, kubeconfig):
@@ -138,6 +136,6 @@ def test_the_module_reports_the_pods_behind_the_service_on_failure(homelab_clust
                    check=False)
     result = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     assert result["failed"] is True and result["failed_phase"] == "models"
-    assert "wrong model: the server lists vllm-qwen, not vllm-r1" in result["msg"]
+    assert "wrong model: the server lists Qwen/Qwen3-8B-AWQ, vllm-qwen, not vllm-r1" in result["msg"]
     assert result["pods"].startswith("pod vllm-ml-") and "Running ready" in result["pods"]
-    assert result["last"]["status"] == 200 and "vllm-qwen" in result["last"]["body"]
+    assert result["last"]["status"] == 200 and "Qwen/Qwen3-8B-AWQ" in result["last"]["body"]

@@ -58,7 +58,7 @@ def test_role_deploys_switches_modes_and_stays_idempotent(cluster, kubeconfig, p
     first = ansible_playbook(playbook, "-v", "--diff", extra_vars=dict(HOMELAB, vllm_hf_token=TOKEN), env=env)
     out = first.stdout + first.stderr
     assert recap(out)["changed"] >= 1
-    assert "item=vllm-ml (vllm-qwen)" in out  # the health wait ran for the running workload only
+    assert "item=vllm-ml (Qwen/Qwen3-8B-AWQ, vllm-qwen)" in out  # the health wait ran for the running workload only
     assert "item=vllm-r1" not in out
     assert TOKEN not in out and TOKEN_B64 not in out
     assert replicas(cluster) == {"vllm-ml": 1, "vllm-r1": 0}
@@ -68,7 +68,7 @@ def test_role_deploys_switches_modes_and_stays_idempotent(cluster, kubeconfig, p
     switched = ansible_playbook(playbook, "--diff", extra_vars=switched_vars, env=env)
     out = switched.stdout + switched.stderr
     assert recap(out)["changed"] >= 1
-    assert "item=vllm-r1 (vllm-r1)" in out
+    assert "item=vllm-r1 (casperhansen/deepseek-r1-distill-qwen-7b-awq, vllm-r1)" in out
     assert TOKEN not in out and TOKEN_B64 not in out
     assert replicas(cluster) == {"vllm-ml": 0, "vllm-r1": 1}
 
