@@ -1,16 +1,19 @@
-"""Benchmark of the vllm role's deploy path: apply the full catalog, then detect a server turning healthy.
+"""Benchmark of the vllm role's deploy path: apply every inventory's manifests, then detect a server
+turning healthy.
 
-    .venv/bin/python benchmarks/deploy.py [--workloads 8] [--trials 5] [--load-seconds 0.5]
+    .venv/bin/python benchmarks/deploy.py [--trials 5] [--load-seconds 0.5]
 
-The catalog is every deployment of the field notes (the home lab's two modes, the datacenter ASR and
-TTS, the T4 pair, the workstation ASR and its fallback: 8 entries; more with --workloads, by copying
-them), each always on with its own Service, Ingress and PodDisruptionBudget, in one namespace. It is
-expanded and rendered exactly as the role does (catalog.render_role) and applied with the logic of
-baremetal.gpu.vllm_deploy (kube.apply_all + kube.prune, a fresh client from a kubeconfig) against the
-fake API server, with a kubelet simulator running a fake vLLM server per pod.
+Every inventory of the reference deployments (inventories/homelab and inventories/examples/*: 8
+workloads) is rendered with its own variables by the role itself: ansible-playbook runs the role's
+render entry point with ``-i <inventory>`` (tests/harness/role_render.py), plus a Hugging Face token as
+a user's vault would supply it. So the objects are every kind the inventories produce (Namespaces, the
+token Secret, the weights-check ConfigMap, the EFS claim, Services, Ingresses, Deployments,
+PodDisruptionBudgets, pre-pull DaemonSets), each in its own namespace. They are applied with the logic
+of baremetal.gpu.vllm_deploy (kube.apply_all + kube.prune, a fresh client from a kubeconfig) against the
+fake API server, with a kubelet simulator running a fake vLLM server per pod it can schedule.
 
 * apply_s: the first, full apply (everything created) plus prune; the second apply (nothing changed)
-  is printed too. Goal: under 2 s.
+  is printed too. Goal: under 2 s. Rendering (Ansible's start-up) is not part of it.
 * health_detect_s: the worst, over --trials rollouts of one workload, of the time between its fake
   vLLM server becoming healthy (the moment its state turns "ready") and health.wait_serving (the logic
   of baremetal.gpu.vllm_health, through the API server's service proxy) returning. This includes the
@@ -36,43 +39,39 @@ sys.path[:0] = [str(ROOT), str(ROOT / ".collections")]
 
 import yaml  # noqa: E402
 
-from ansible_collections.baremetal.gpu.plugins.module_utils import catalog, health  # noqa: E402
+from ansible_collections.baremetal.gpu.plugins.module_utils import health  # noqa: E402
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s  # noqa: E402
 from tests.harness.fake_kube import FakeKubeAPI  # noqa: E402
 from tests.harness.fake_vllm import FakeVLLMServer  # noqa: E402
 from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec  # noqa: E402
+from tests.harness.role_render import INVENTORIES, render  # noqa: E402
 
 NAMESPACE = "bench"
-INVENTORIES = [ROOT / "inventories" / "homelab" / "group_vars" / "all.yml"] + sorted(
-    (ROOT / "inventories" / "examples").glob("*/group_vars/all.yml"))
 PROBE = "bench-probe"
+VAULT_TOKEN = "hf_BenchmarkTokenFromTheVault"  # what an inventory's vault would hand the role
 
 
-def field_notes_catalog(count):
-    """Every catalog entry of the inventories, renamed, always on, each with its own Service and Ingress."""
-    entries = []
-    for path in INVENTORIES:
-        inventory = yaml.safe_load(path.read_text())
-        prefix = path.parent.parent.name
-        for entry in inventory["vllm_catalog"]:
-            entry = copy.deepcopy(entry)
-            entry["name"] = "%s-%s" % (prefix[:10].rstrip("-"), entry["name"])
-            for key in ("modes", "fallback", "service"):
-                entry.pop(key, None)
-            entry["ingress"] = {"enabled": True, "host": "%s.bench.example.com" % entry["name"]}
-            entry.setdefault("cache", {})
-            entries.append(entry)
-    out = []
-    while len(out) < count:
-        for entry in entries:
-            if len(out) == count:
-                break
-            copy_no = len(out) // len(entries)
-            entry = copy.deepcopy(entry)
-            if copy_no:
-                entry["name"] = "%s-%d" % (entry["name"], copy_no)
-            out.append(entry)
-    return out
+def render_inventories():
+    """Every inventory rendered by the role with its own variables: (manifests, workload count)."""
+    manifests, workloads = [], 0
+    for name in INVENTORIES:
+        rendered = render(name, {"vllm_hf_token": VAULT_TOKEN})
+        manifests += rendered.manifests
+        workloads += len(rendered.plan["workloads"])
+    return manifests, workloads
+
+
+def render_probe():
+    """The health-detection workload (the home lab's ml entry, own namespace, no placement), rendered by
+    the role in both GPU modes: {"off": manifests, "on": manifests}."""
+    homelab = yaml.safe_load((INVENTORIES["homelab"] / "group_vars" / "all.yml").read_text())
+    probe = dict(copy.deepcopy(homelab["vllm_catalog"][0]), name=PROBE, served_model_names=["vllm-bench"],
+                 modes=["on"])
+    for key in ("service", "ingress"):
+        probe.pop(key)
+    extra = {"vllm_namespace": NAMESPACE, "vllm_part_of": "benchmark", "vllm_catalog": [probe],
+             "vllm_node_selector": {}, "vllm_prepull": False, "vllm_ingress_enabled": False}
+    return {mode: render("homelab", dict(extra, vllm_active_mode=mode)).manifests for mode in ("off", "on")}
 
 
 class Backends:
@@ -109,22 +108,19 @@ def ready_time(server, timeout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--workloads", type=int, default=8)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--load-seconds", type=float, default=0.5, help="load time of the probed server")
     args = parser.parse_args(argv)
 
-    entries = field_notes_catalog(args.workloads)
-    probe = copy.deepcopy(entries[0])
-    probe["name"] = PROBE
-    probe["served_model_names"] = ["vllm-bench"]
-    role_vars = {"vllm_namespace": NAMESPACE, "vllm_part_of": "benchmark", "vllm_catalog": entries}
-    manifests = catalog.render_role(str(ROOT / "roles" / "vllm"), role_vars)[1]
+    manifests, workload_count = render_inventories()
+    probe_manifests = render_probe()
+    namespaces = sorted(set(m["metadata"]["namespace"] for m in manifests if m["metadata"].get("namespace")))
     kinds = {}
     for manifest in manifests:
         kinds[manifest["kind"]] = kinds.get(manifest["kind"], 0) + 1
-    print("catalog: %d workloads, %d objects (%s)" % (
-        len(entries), len(manifests), ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items()))))
+    print("inventories: %d workloads, %d objects (%s) in namespaces %s" % (
+        workload_count, len(manifests), ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items())),
+        ", ".join(namespaces)))
 
     backends = Backends(args.load_seconds)
     with tempfile.TemporaryDirectory() as tmp, FakeKubeAPI() as api, \
@@ -135,7 +131,7 @@ def main(argv=None):
         started = time.monotonic()
         kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
         results, applied = k8s.apply_all(kube, manifests)
-        pruned = k8s.prune(kube, applied, {NAMESPACE})
+        pruned = k8s.prune(kube, applied, set(namespaces))
         apply_s = time.monotonic() - started
         assert all(r["action"] == "created" for r in results) and not pruned, results
         print("first apply: %.3f s for %d objects (%d API requests), prune included" % (
@@ -145,23 +141,18 @@ def main(argv=None):
         started = time.monotonic()
         kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
         again, applied = k8s.apply_all(kube, manifests)
-        k8s.prune(kube, applied, {NAMESPACE})
+        k8s.prune(kube, applied, set(namespaces))
         second_s = time.monotonic() - started
         assert not any(r["changed"] for r in again), [r for r in again if r["changed"]]
         print("second apply (unchanged): %.3f s" % second_s)
 
         latencies = []
-        probe["modes"] = ["on"]  # like a GPU mode switch: scaled to 0, then to 1
         for trial in range(args.trials):
-            for mode in ("off", "on"):
-                probe_manifests = catalog.render_role(
-                    str(ROOT / "roles" / "vllm"),
-                    dict(role_vars, vllm_catalog=[probe], vllm_create_namespace=False, vllm_active_mode=mode),
-                    check_spec=False)[1]
+            for mode in ("off", "on"):  # like a GPU mode switch: scaled to 0, then to 1
                 if mode == "on":
                     with backends.lock:
                         backends.by_instance.pop("vllm-" + PROBE, None)
-                k8s.apply_all(kube, probe_manifests)
+                k8s.apply_all(kube, probe_manifests[mode])
                 if mode == "off":  # the old pod is gone before the new one starts
                     k8s.wait_ready(kube, [("apps/v1", "Deployment", NAMESPACE, "vllm-" + PROBE)], timeout=30)
             fetch = health.proxy_fetch(kube, NAMESPACE, "vllm-" + PROBE, 8000)
@@ -193,7 +184,7 @@ def main(argv=None):
         statistics.median(latencies), health_detect_s, len(latencies)))
     print("goals: apply under 2 s %s, detection under 0.5 s %s" % (
         "met" if apply_s < 2 else "MISSED", "met" if health_detect_s < 0.5 else "MISSED"))
-    print("deploy apply_s=%.3f health_detect_s=%.3f workloads=%d" % (apply_s, health_detect_s, len(entries)))
+    print("deploy apply_s=%.3f health_detect_s=%.3f workloads=%d" % (apply_s, health_detect_s, workload_count))
     return 0
 
 
