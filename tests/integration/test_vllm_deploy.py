@@ -195,8 +195,8 @@ def test_check_mode_reports_without_changing_anything(cluster):
     planned = k8s.apply_all(cluster, manifests(vllm_catalog=entries), check_mode=True, want_diff=True)[0]
     changed = [r for r in planned if r["changed"]]
     # the Deployment and the DaemonSet that pre-pulls its image
-    assert [(r["kind"], r["name"], r["action"]) for r in changed] == [("Deployment", "vllm-ml", "configured"),
-                                                                       ("DaemonSet", "vllm-ml-prepull", "configured")]
+    assert [(r["kind"], r["name"], r["action"]) for r in changed] == [
+        ("Deployment", "vllm-ml", "configured"), ("DaemonSet", "vllm-ml-prepull", "configured")]
     assert "vllm/vllm-openai:v0.9.0" in changed[0]["diff"]["after"]
     live = cluster.get("apps/v1", "Deployment", "vllm-ml", "ml")
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm/vllm-openai:v0.8.5.post1"

@@ -84,7 +84,7 @@ def test_argument_spec_names_the_mistyped_key(entry_spec, bad, named):
     assert any(named in message for message in errors), errors
 
 
-def test_argument_spec_accepts_every_field_notes_deployment(entry_spec):
+def test_argument_spec_accepts_every_reference_deployment(entry_spec):
     inventories = [HOMELAB] + sorted((ROOT / "inventories" / "examples").glob("*/group_vars/all.yml"))
     assert len(inventories) == 4
     for path in inventories:
