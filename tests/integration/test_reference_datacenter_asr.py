@@ -86,17 +86,15 @@ def test_the_plans_image_predates_qwen3_asr_and_the_preflight_says_so():
     assert inventory["vllm_catalog"][0]["image"] == "vllm/vllm-openai:v0.16.0"  # what the inventory uses instead
     node = {"driver_installed": True, "driver_version": "580.95.05",
             "gpus": [{"name": "NVIDIA A100-SXM4-40GB"}, {"name": "NVIDIA A100-SXM4-40GB"}]}
+    local = {"preflight_node_facts": node, "preflight_fail_on": "never", "ansible_connection": "local",
+             "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
     run = ansible_playbook(ROOT / "preflight.yml", "--limit", "gpu-32gb-01.dc.example.com",
-                           inventory=INVENTORIES["datacenter-speech"], extra_vars={
-        "vllm_catalog": as_planned, "preflight_node_facts": node, "preflight_fail_on": "never",
-        "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
+                           inventory=INVENTORIES["datacenter-speech"], extra_vars=dict(local, vllm_catalog=as_planned))
     rows = [line for line in run.stdout.splitlines() if "gpu-32gb-01" in line and " asr " in line]
     assert len(rows) == 1, run.stdout[-3000:]
     assert "vllm/vllm-openai:v0.12.0" in rows[0] and " warn " in rows[0] and "vllm_too_old" in rows[0]
     assert "fix: use vllm/vllm-openai:v0.16.0 or newer" in run.stdout
     fixed = ansible_playbook(ROOT / "preflight.yml", "--limit", "gpu-32gb-01.dc.example.com",
-                             inventory=INVENTORIES["datacenter-speech"], extra_vars={
-        "preflight_node_facts": node, "preflight_fail_on": "never", "ansible_connection": "local",
-        "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
+                             inventory=INVENTORIES["datacenter-speech"], extra_vars=local)
     rows = [line for line in fixed.stdout.splitlines() if "gpu-32gb-01" in line and " asr " in line]
     assert len(rows) == 1 and "vllm/vllm-openai:v0.16.0" in rows[0] and "vllm_too_old" not in rows[0], rows
