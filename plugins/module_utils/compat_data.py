@@ -90,10 +90,10 @@ SOURCES = {
         "vLLM v0.11.1 release notes, quoted on discuss.vllm.ai/t/2213: 'Updated the default CUDA build "
         "to torch==2.9.0+cu129'"
     ),
-    "field_notes": (
-        "../shared/field-notes.md section 1: v0.15.1 is CUDA 12.9 and fails on a GeForce RTX 3060 with "
+    "home_lab": (
+        "docs/reference-deployments.md, 'Home lab': v0.15.1 is CUDA 12.9 and fails on a GeForce RTX 3060 with "
         "driver 570.195.03 (CUDA 12.8) with 'forward compatibility was attempted on non supported HW'; "
-        "v0.8.5.post1 works there"
+        "v0.12.0 fails with 'Engine core initialization failed'; v0.8.5.post1 works there"
     ),
     "gpustack_4678": (
         "gpustack/gpustack#4678: 'Starting from vLLM v0.15.0, the image configures ld.so.conf' "
@@ -463,8 +463,8 @@ VLLM_IMAGE_SERIES = [
      "confidence": "reported", "sources": ["vllm_16859", "vllm_18813", "nvidia_cuda_image_12_8"],
      "confirmed_for": ["0.9.0 (vllm_18813)"]},
     {"first": "0.11.1", "last": "0.15.1", "cuda": "12.9.1", "compat_libs": "always",
-     "confidence": "reported", "sources": ["vllm_0_11_1_notes", "field_notes", "gpustack_4678"],
-     "confirmed_for": ["0.15.1 (field_notes)"]},
+     "confidence": "reported", "sources": ["vllm_0_11_1_notes", "home_lab", "gpustack_4678"],
+     "confirmed_for": ["0.15.1 (home_lab)"]},
     {"first": "0.16.0", "last": "0.19.1", "cuda": "12.9.1", "compat_libs": "opt_in",
      "confidence": "inferred", "sources": ["vllm_33992", "vllm_cu130_default"]},
     {"first": "0.20.0", "last": "0.33.0", "cuda": "13.0.2", "compat_libs": "opt_in",
@@ -484,7 +484,7 @@ VLLM_TORCH = {
     "0.27.1": "2.13.0", "0.33.0": "2.14.0",
 }
 
-# Known failures of a specific image that no rule derives (source: field_notes).
+# Known failures of a specific image that no rule derives (source: home_lab).
 VLLM_IMAGE_NOTES = {
     "0.12.0": "on a GeForce RTX 3060 with driver 570 it failed with 'RuntimeError: Engine core "
               "initialization failed' (its CUDA 12.9 compat libraries inside the V1 engine core process)",
