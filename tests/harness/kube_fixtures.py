@@ -1,7 +1,9 @@
-"""pytest fixtures for tests that talk to Kubernetes: a fresh fake API server, a kubeconfig for
-it, a real `kubernetes.client.ApiClient`, and a kubelet simulator with one GPU node.
+"""pytest fixtures for tests that talk to Kubernetes: a fresh fake API server (HTTPS, RBAC), a
+kubeconfig for it, a real `kubernetes.client.ApiClient`, and a kubelet simulator with one GPU node.
 
 Everything shuts down cleanly (threads joined, ports closed); tests/integration/harness checks it.
+To act as a ServiceAccount: `kubeconfig_for("ml", "router")` (a kubeconfig with a token minted for
+an existing ServiceAccount), or `kube_api.write_kubeconfig(path, "ml", user="system:serviceaccount:ml:router")`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import pytest
 from tests.harness.fake_kube import FakeKubeAPI
 from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
 
-__all__ = ["kube_api", "kube_api_module", "kubeconfig", "kube_client", "collection_kube", "kubelet", "kubectl_bin"]
+__all__ = ["kube_api", "kube_api_module", "kubeconfig", "kubeconfig_for", "kube_client", "collection_kube", "kubelet",
+           "kubectl_bin"]
 
 
 @pytest.fixture
@@ -33,8 +36,18 @@ def kube_api_module() -> Iterator[FakeKubeAPI]:
 
 @pytest.fixture
 def kubeconfig(kube_api: FakeKubeAPI, tmp_path) -> str:
-    """Path of a kubeconfig pointing at `kube_api` (plain http, token user, namespace default)."""
+    """Path of a kubeconfig for `kube_api` as k3s writes k3s.yaml: the cluster CA, the admin client
+    certificate (system:admin, group system:masters), namespace default."""
     return kube_api.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def kubeconfig_for(kube_api: FakeKubeAPI, tmp_path):
+    """`kubeconfig_for(namespace, service_account)`: a kubeconfig acting as that (existing) ServiceAccount."""
+    def write(namespace: str, service_account: str) -> str:
+        path = tmp_path / f"kubeconfig-{namespace}-{service_account}"
+        return kube_api.write_kubeconfig(path, namespace, user=f"system:serviceaccount:{namespace}:{service_account}")
+    return write
 
 
 @pytest.fixture

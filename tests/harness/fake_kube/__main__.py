@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from .server import FakeKubeAPI
+from .api import FakeKubeAPI
 
 
 def main(argv=None) -> int:

@@ -1,28 +1,15 @@
-"""Per-kind defaulting and validation: the parts of the apiserver registry strategies that
-clients observe (kubectl, kubernetes.core's waiters and diffing, our own modules).
+"""Per-kind defaulting: the parts of the apiserver's defaulting (pkg/apis/*/v1/defaults.go) and
+registry strategies that clients observe (kubectl, kubernetes.core's waiters and diffing, our own
+modules). Validation lives in `validation.py`.
 
-`default(kind, obj, ctx)` fills defaults in place; `validate(kind, obj, old)` returns field
-errors (422 causes). Only what clients depend on is modelled; unknown kinds pass through.
+`default(kind, obj, ctx)` fills defaults in place. Only what clients depend on is modelled;
+unknown kinds pass through.
 """
 
 from __future__ import annotations
 
 import base64
-import re
-from typing import Any, Callable, Dict, List, Optional
-
-from .errors import field_error
-from .selectors import match_label_selector
-
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-# kinds whose names must be DNS-1123 labels (no dots); the rest are subdomains
-LABEL_NAMED = {"Namespace", "Service"}
-WORKLOADS = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"}
+from typing import Any, Callable, Dict, Optional
 
 
 class Context:
@@ -209,9 +196,25 @@ def _secret(obj: Dict[str, Any], ctx: Context) -> None:
             data[key] = base64.b64encode(str(value).encode()).decode()
 
 
+def _requests_from_limits(container: Any) -> None:
+    """SetDefaults_Pod: a container that sets a limit and no request for a resource requests the limit."""
+    if not isinstance(container, dict) or not isinstance(container.get("resources"), dict):
+        return
+    limits = container["resources"].get("limits")
+    if isinstance(limits, dict) and limits:
+        requests = container["resources"].get("requests")
+        if not isinstance(requests, dict):
+            requests = container["resources"]["requests"] = {}
+        for name, value in limits.items():
+            requests.setdefault(name, value)
+
+
 def _pod(obj: Dict[str, Any], ctx: Context) -> None:
     spec = obj.setdefault("spec", {})
     default_pod_spec(spec)
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            _requests_from_limits(container)
     spec.setdefault("enableServiceLinks", True)
     spec.setdefault("priority", 0)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
@@ -304,147 +307,6 @@ def qos_class(spec: Dict[str, Any]) -> str:
     if guaranteed:
         return "Guaranteed"
     return "Burstable" if requests_any else "BestEffort"
-
-
-# ------------------------------------------------------------------ validation
-
-
-def _name_errors(kind: str, name: str, prefix: str = "metadata.name") -> List[Dict[str, str]]:
-    if kind in LABEL_NAMED:
-        if len(name) > 63 or not DNS1123_LABEL.match(name):
-            return [field_error(prefix, f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of '
-                                        "lower case alphanumeric characters or '-', and must start and end with "
-                                        "an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-                                        "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")]
-    elif len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
-        return [field_error(prefix, f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of '
-                                    "lower case alphanumeric characters, '-' or '.', and must start and end with "
-                                    "an alphanumeric character (e.g. 'example.com', regex used for validation is "
-                                    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")]
-    return []
-
-
-def _labels_errors(labels: Any, prefix: str) -> List[Dict[str, str]]:
-    errors = []
-    if labels is None:
-        return errors
-    if not isinstance(labels, dict):
-        return [field_error(prefix, "Invalid value: must be a map of strings", "FieldValueTypeInvalid")]
-    for key, value in labels.items():
-        if not QUALIFIED_NAME.match(str(key)) or len(str(key).rsplit("/", maxsplit=1)[-1]) > 63:
-            errors.append(field_error(prefix, f'Invalid value: "{key}": name part must consist of alphanumeric '
-                                              "characters, '-', '_' or '.', and must start and end with an "
-                                              "alphanumeric character"))
-        if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
-            errors.append(field_error(prefix, f'Invalid value: "{value}": a valid label must be an empty string '
-                                              "or consist of alphanumeric characters, '-', '_' or '.', and must "
-                                              "start and end with an alphanumeric character"))
-    return errors
-
-
-def _pod_spec_errors(spec: Any, prefix: str) -> List[Dict[str, str]]:
-    if not isinstance(spec, dict):
-        return [field_error(prefix, "Required value", "FieldValueRequired")]
-    errors = []
-    containers = spec.get("containers")
-    if not containers:
-        return [field_error(f"{prefix}.containers", "Required value", "FieldValueRequired")]
-    seen = set()
-    for n, container in enumerate(containers):
-        where = f"{prefix}.containers[{n}]"
-        if not isinstance(container, dict):
-            errors.append(field_error(where, "Invalid value: must be an object", "FieldValueTypeInvalid"))
-            continue
-        name = container.get("name")
-        if not name:
-            errors.append(field_error(f"{where}.name", "Required value", "FieldValueRequired"))
-        elif not DNS1123_LABEL.match(str(name)):
-            errors.append(field_error(f"{where}.name", f'Invalid value: "{name}": a lowercase RFC 1123 label '
-                                                       "must consist of lower case alphanumeric characters or '-'"))
-        elif name in seen:
-            errors.append(field_error(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
-        seen.add(name)
-        if not container.get("image"):
-            errors.append(field_error(f"{where}.image", "Required value", "FieldValueRequired"))
-    return errors
-
-
-def _workload_errors(kind: str, obj: Dict[str, Any], old: Optional[Dict[str, Any]]) -> List[Dict[str, str]]:
-    spec = obj.get("spec") or {}
-    errors = []
-    selector = spec.get("selector")
-    template = spec.get("template") or {}
-    labels = (template.get("metadata") or {}).get("labels") or {}
-    if not selector:
-        errors.append(field_error("spec.selector", "Required value", "FieldValueRequired"))
-    elif not (selector.get("matchLabels") or selector.get("matchExpressions")):
-        errors.append(field_error("spec.selector", f"Invalid value: {selector}: empty selector is invalid for "
-                                                   "deployment"))
-    elif not match_label_selector(selector, labels):
-        rendered = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in labels.items()) + "}"
-        errors.append(field_error("spec.template.metadata.labels",
-                                  f"Invalid value: {rendered}: `selector` does not match template `labels`"))
-    errors += _pod_spec_errors(template.get("spec"), "spec.template.spec")
-    replicas = spec.get("replicas", 0)
-    if not isinstance(replicas, int) or replicas < 0:
-        errors.append(field_error("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal "
-                                                   "to 0"))
-    strategy = spec.get("strategy") or {}
-    if kind == "Deployment" and strategy.get("type") == "Recreate" and strategy.get("rollingUpdate") is not None:
-        errors.append(field_error("spec.strategy.rollingUpdate",
-                                  "Forbidden: may not be specified when strategy `type` is 'Recreate'",
-                                  "FieldValueForbidden"))
-    if kind == "Deployment" and strategy.get("type") not in ("Recreate", "RollingUpdate"):
-        errors.append(field_error("spec.strategy.type", f'Unsupported value: "{strategy.get("type")}": '
-                                                        'supported values: "Recreate", "RollingUpdate"',
-                                  "FieldValueNotSupported"))
-    if old is not None and (old.get("spec") or {}).get("selector") != selector and selector:
-        errors.append(field_error("spec.selector", f"Invalid value: {selector}: field is immutable"))
-    return errors
-
-
-def validate(kind: str, obj: Dict[str, Any], old: Optional[Dict[str, Any]] = None) -> List[Dict[str, str]]:
-    meta = obj.get("metadata") or {}
-    name = meta.get("name") or ""
-    errors = _name_errors(kind, name) if name else [
-        field_error("metadata.name", "Required value: name or generateName is required", "FieldValueRequired")]
-    errors += _labels_errors(meta.get("labels"), "metadata.labels")
-    if meta.get("annotations") is not None and not isinstance(meta.get("annotations"), dict):
-        errors.append(field_error("metadata.annotations", "Invalid value: must be a map", "FieldValueTypeInvalid"))
-    if kind in WORKLOADS:
-        errors += _workload_errors(kind, obj, old)
-    elif kind == "Pod":
-        errors += _pod_spec_errors(obj.get("spec"), "spec")
-    elif kind == "Job":
-        spec = obj.get("spec") or {}
-        template = spec.get("template") or {}
-        errors += _pod_spec_errors(template.get("spec"), "spec.template.spec")
-        policy = (template.get("spec") or {}).get("restartPolicy")
-        if policy not in ("OnFailure", "Never"):
-            errors.append(field_error("spec.template.spec.restartPolicy",
-                                      'Required value: valid values: "OnFailure", "Never"', "FieldValueRequired"))
-    elif kind == "Service":
-        spec = obj.get("spec") or {}
-        if spec.get("type") != "ExternalName" and spec.get("clusterIP") != "None" and not spec.get("ports"):
-            errors.append(field_error("spec.ports", "Required value", "FieldValueRequired"))
-        for n, port in enumerate(spec.get("ports") or []):
-            number = (port or {}).get("port")
-            if not isinstance(number, int) or not 1 <= number <= 65535:
-                errors.append(field_error(f"spec.ports[{n}].port", f"Invalid value: {number}: must be between 1 "
-                                                                   "and 65535, inclusive"))
-        if old is not None:
-            old_ip = (old.get("spec") or {}).get("clusterIP")
-            if old_ip and spec.get("clusterIP") != old_ip:
-                errors.append(field_error("spec.clusterIPs[0]", f'Invalid value: ["{spec.get("clusterIP")}"]: '
-                                                                "may not change once set"))
-    elif kind in ("ConfigMap", "Secret"):
-        for section in ("data", "binaryData"):
-            for key in (obj.get(section) or {}):
-                if not CONFIG_KEY.match(key):
-                    errors.append(field_error(f"{section}[{key}]", f'Invalid value: "{key}": a valid config key '
-                                                                   "must consist of alphanumeric characters, "
-                                                                   "'-', '_' or '.'"))
-    return errors
 
 
 def keep_allocated(kind: str, new: Dict[str, Any], old: Dict[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """Decoding of the protobuf request bodies kubectl's typed clients send.
 
-`kubectl create namespace|configmap|secret|serviceaccount` POST `application/vnd.kubernetes.protobuf`
-(a `k8s\\0` magic, a `runtime.Unknown` envelope and the object's generated protobuf). Only those
-kinds are mapped (field numbers from k8s.io/api generated.proto); anything else is answered 415
-like a server that does not speak protobuf for it, and clients fall back to manifests.
+`kubectl create namespace|configmap|secret|serviceaccount|token` and `kubectl auth can-i|whoami` POST
+`application/vnd.kubernetes.protobuf` (a `k8s\\0` magic, a `runtime.Unknown` envelope and the object's
+generated protobuf). Only those kinds are mapped (field numbers from k8s.io/api generated.proto); anything
+else is answered 415 like a server that does not speak protobuf for it, and clients fall back to manifests.
 """
 
 from __future__ import annotations
@@ -38,6 +38,21 @@ KINDS: Dict[Tuple[str, str], Schema] = {
                                2: ("secrets", ("repeated_msg", OBJECT_REF)),
                                3: ("imagePullSecrets", ("repeated_msg", LOCAL_REF)),
                                4: ("automountServiceAccountToken", "bool")},
+    # kubectl auth can-i / auth whoami / create token (k8s.io/api/authorization|authentication/v1 generated.proto)
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): {
+        1: ("metadata", ("msg", OBJECT_META)),
+        2: ("spec", ("msg", {
+            1: ("resourceAttributes", ("msg", {1: ("namespace", "string"), 2: ("verb", "string"),
+                                               3: ("group", "string"), 4: ("version", "string"),
+                                               5: ("resource", "string"), 6: ("subresource", "string"),
+                                               7: ("name", "string")})),
+            2: ("nonResourceAttributes", ("msg", {1: ("path", "string"), 2: ("verb", "string")}))}))},
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): {1: ("metadata", ("msg", OBJECT_META))},
+    ("authentication.k8s.io/v1", "TokenRequest"): {
+        1: ("metadata", ("msg", OBJECT_META)),
+        2: ("spec", ("msg", {1: ("audiences", "repeated_string"), 4: ("expirationSeconds", "int"),
+                             3: ("boundObjectRef", ("msg", {1: ("kind", "string"), 2: ("apiVersion", "string"),
+                                                            3: ("name", "string"), 4: ("uid", "string")}))}))},
 }
 
 

@@ -17,7 +17,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from . import defaults, managed
+from . import admission, defaults, managed, preconditions, rbac, validation
+from .decode import DecodeError, decode
+from .deletion import Deletion
 from .errors import ApiError, already_exists, conflict, invalid, not_found, success_status
 from .fields import SCHEMAS
 from .patch import json_patch, merge_patch, strategic_merge_patch
@@ -31,7 +33,10 @@ STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 PATCH_TYPES = (APPLY, MERGE, STRATEGIC, JSON_PATCH)
 
-FAKE_CA = "-----BEGIN CERTIFICATE-----\nZmFrZS1rdWJlLWNh\n-----END CERTIFICATE-----\n"
+# k3s (1.28.x and later) pre-installs a RuntimeClass for every runtime it can detect on a node
+# (its packaged manifests/runtimes.yaml), whether or not any node has it
+K3S_RUNTIME_CLASSES = ("nvidia", "nvidia-experimental", "crun", "lunatic", "slight", "spin", "wws", "wasmedge",
+                       "wasmer", "wasmtime")
 
 
 def utc_now(offset_seconds: float = 0) -> str:
@@ -54,10 +59,11 @@ def _without_rv(obj: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-class Registry:
-    def __init__(self, store: Store, table: ResourceTable) -> None:
+class Registry(Deletion):
+    def __init__(self, store: Store, table: ResourceTable, ca_pem: str = "") -> None:
         self.store = store
         self.table = table
+        self.ca_pem = ca_pem  # the cluster CA, published in every namespace's kube-root-ca.crt
         self._next_ip = 10
         self._next_node_port = 30000
         self.ctx = defaults.Context(utc_now, self._allocate_ip, self._allocate_node_port)
@@ -73,11 +79,19 @@ class Registry:
         return self._next_node_port
 
     # ------------------------------------------------------------ bootstrap
-    def bootstrap(self) -> None:
-        """What a fresh k3s cluster has before anyone touches it."""
+    def bootstrap(self, disable: Tuple[str, ...] = ()) -> None:
+        """What a fresh k3s cluster has before anyone touches it: its namespaces, the default RBAC
+        policy, the `kubernetes` Service and, unless `disable` names "runtimes" (`k3s server
+        --disable=runtimes`), the RuntimeClasses of k3s' packaged runtimes manifest."""
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(self.namespaces, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
                         "k3s")
+        for obj in rbac.bootstrap_policy():
+            self.create(self.table.by_kind(obj["apiVersion"], obj["kind"]), None, obj, "kube-apiserver")
+        if "runtimes" not in disable:
+            classes = self.table.lookup("node.k8s.io", "v1", "runtimeclasses")
+            for handler in K3S_RUNTIME_CLASSES:
+                self.create(classes, None, {"metadata": {"name": handler}, "handler": handler}, "k3s")
         service = self.table.lookup("", "v1", "services")
         self.create(service, "default", {
             "apiVersion": "v1", "kind": "Service",
@@ -94,13 +108,16 @@ class Registry:
         return self.store.get(res, namespace, name)
 
     def list(self, res: Resource, namespace: Optional[str] = None, label_selector: Optional[str] = None,
-             field_selector: Optional[str] = None) -> Tuple[List[Dict[str, Any]], str]:
+             field_selector: Optional[str] = None, at_rv: Optional[int] = None) -> Tuple[List[Dict[str, Any]], str]:
+        """Matching objects ordered by namespace/name, and the list's resourceVersion: the current state,
+        or the state at revision `at_rv` (410 once etcd's history no longer has it)."""
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector)
         with self.store.lock:
-            items = [clone(o) for o in self.store.items(res, namespace)
+            found = self.store.items(res, namespace) if at_rv is None else self.store.state_at(res, namespace, at_rv)
+            items = [clone(o) for o in found
                      if labels_match(labels, (o.get("metadata") or {}).get("labels")) and fields_match(fields, o)]
-            return items, str(self.store.resource_version)
+            return items, str(self.store.resource_version if at_rv is None else at_rv)
 
     def list_object(self, res: Resource, items: List[Dict[str, Any]], rv: str,
                     continue_token: Optional[str] = None) -> Dict[str, Any]:
@@ -159,22 +176,38 @@ class Registry:
             meta["name"] = url_name
         return body
 
+    def decode(self, res: Resource, obj: Dict[str, Any], how: str = "body") -> List[str]:
+        """Decode `obj` into the kind's Go type (decode.py): 400 BadRequest (422 `patch` for a patch's
+        result) when it does not fit; returns the missing required fields for validation."""
+        try:
+            return decode(obj)
+        except DecodeError as err:
+            if how == "patch":
+                shown = json.dumps(json.dumps(obj, separators=(",", ":")))
+                raise invalid("", "", "", [{"reason": "FieldValueInvalid", "field": "patch",
+                                            "message": f"Invalid value: {shown}: {err}"}]) from None
+            raise ApiError(400, f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+                                f"{err}") from None
+
+    def validate(self, res: Resource, obj: Dict[str, Any], old: Optional[Dict[str, Any]] = None,
+                 missing: Optional[List[str]] = None) -> None:
+        errors = validation.validate(res.kind, obj, old, res.namespaced, missing)
+        if errors:
+            meta = obj.get("metadata") or {}
+            raise invalid(res.kind, res.group, meta.get("name") or meta.get("generateName", ""), errors)
+
     def create(self, res: Resource, namespace: Optional[str], body: Any, manager: str,
                dry_run: bool = False, managed_already: bool = False, validation: str = "Warn",
-               warnings: Optional[List[str]] = None) -> Dict[str, Any]:
+               warnings: Optional[List[str]] = None, missing: Optional[List[str]] = None) -> Dict[str, Any]:
         with self.store.lock:
             body = self._prepare_body(res, namespace, clone(body))
+            if missing is None:  # server-side apply decoded its merged object already
+                missing = self.decode(res, body)
             self._check_fields(res, body, validation, warnings)
             meta = body["metadata"]
             self.check_namespace(res, namespace)
-            if res.namespaced and namespace:
-                ns_obj = self.store.peek(self.namespaces, None, namespace)
-                if ns_obj and (ns_obj.get("metadata") or {}).get("deletionTimestamp"):
-                    raise ApiError(403, f'{res.plural} "{meta.get("name", "")}" is forbidden: unable to create new '
-                                        f"content in namespace {namespace} because it is being terminated",
-                                   name=meta.get("name", ""), group=res.group, kind=res.plural)
-            if res.kind == "Pod":  # admission runs before the name is generated, like the real server
-                self._admit_service_account(body)
+            admission.namespace_lifecycle(self, res, namespace, meta)
+            admission.admit_create(self, res, body)  # before the name is generated, like the real server
             if not meta.get("name") and meta.get("generateName"):
                 alphabet = "bcdfghjklmnpqrstvwxz2456789"
                 for _attempt in range(10):
@@ -198,9 +231,7 @@ class Registry:
                 else:
                     body.pop("status", None)
             defaults.default(res.kind, body, self.ctx)
-            errors = defaults.validate(res.kind, body)
-            if errors:
-                raise invalid(res.kind, res.group, meta.get("name") or meta.get("generateName", ""), errors)
+            self.validate(res, body, missing=missing)
             if not managed_already:
                 managed.track_update(None, body, manager, res.api_version, utc_now())
             if dry_run:
@@ -211,18 +242,6 @@ class Registry:
             if res.kind == "Namespace":
                 self._populate_namespace(meta["name"])
             return created
-
-    def _admit_service_account(self, pod: Dict[str, Any]) -> None:
-        """The ServiceAccount admission plugin: a pod may only use an existing service account."""
-        meta = pod["metadata"]
-        spec = pod.get("spec") or {}
-        account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-        sa = self.table.lookup("", "v1", "serviceaccounts")
-        if self.store.peek(sa, meta.get("namespace"), account) is None:
-            name = meta.get("name") or meta.get("generateName", "")
-            raise ApiError(403, f'pods "{name}" is forbidden: error looking up service account '
-                                f'{meta.get("namespace")}/{account}: serviceaccount "{account}" not found',
-                           reason="Forbidden", name=name, kind="pods")
 
     def _populate_namespace(self, namespace: str) -> None:
         """The controllers of a real cluster add these to every new namespace."""
@@ -236,13 +255,15 @@ class Registry:
                                                      "internal service IP or kubernetes.default.svc. No other "
                                                      "usage is guaranteed across distributions of Kubernetes "
                                                      "clusters.")}},
-                                    "data": {"ca.crt": FAKE_CA}}, "kube-controller-manager")
+                                    "data": {"ca.crt": self.ca_pem}}, "kube-controller-manager")
 
     # ------------------------------------------------------------ update
     def _write(self, res: Resource, old: Dict[str, Any], new: Dict[str, Any], manager: str,
-               subresource: str = "", managed_already: bool = False, dry_run: bool = False) -> Dict[str, Any]:
+               subresource: str = "", managed_already: bool = False, dry_run: bool = False,
+               missing: Optional[List[str]] = None) -> Dict[str, Any]:
         """Store `new` (a fresh copy the caller hands over) as the next state of `old` (a snapshot
-        that is only read), following the kind's update strategy."""
+        that is only read), following the kind's update strategy. `missing`: required fields the
+        caller's decode() found absent (None when the server built `new` itself)."""
         new["apiVersion"], new["kind"] = res.api_version, res.kind
         meta = new.setdefault("metadata", {})
         old_meta = old["metadata"]
@@ -271,9 +292,7 @@ class Registry:
         if subresource != "status":
             defaults.keep_allocated(res.kind, new, old)
             defaults.default(res.kind, new, self.ctx)
-            errors = defaults.validate(res.kind, new, old)
-            if errors:
-                raise invalid(res.kind, res.group, meta["name"], errors)
+            self.validate(res, new, old, missing)
         if res.generation:
             generation = int(old_meta.get("generation", 1))
             if _spec_part(new) != _spec_part(old):
@@ -293,23 +312,34 @@ class Registry:
             return new
         new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
         stored = self.store.update(res, new, expect_rv=old_meta["resourceVersion"])
-        if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
-            if not (res.kind == "Pod" and stored["metadata"].get("deletionGracePeriodSeconds")):
-                return self._remove(res, stored)
+        stored_meta = stored["metadata"]
+        if stored_meta.get("deletionTimestamp") and not stored_meta.get("finalizers") and \
+                stored_meta.get("deletionGracePeriodSeconds") == 0:  # the store's shouldDeleteDuringUpdate
+            return self._remove(res, stored)
         return stored
+
+    def write_as_controller(self, res: Resource, old: Dict[str, Any], new: Dict[str, Any],
+                            manager: str) -> Dict[str, Any]:
+        """An update by an in-process controller (an object it read and changed), with optimistic locking."""
+        with self.store.lock:
+            return self._write(res, old, new, manager)
 
     def replace(self, res: Resource, namespace: Optional[str], name: str, body: Any, manager: str,
                 subresource: str = "", dry_run: bool = False, validation: str = "Warn",
-                warnings: Optional[List[str]] = None) -> Dict[str, Any]:
+                warnings: Optional[List[str]] = None) -> Tuple[Dict[str, Any], bool]:
+        """PUT. Returns (object, created): kinds whose strategy allows create-on-update (Leases,
+        RuntimeClasses, Endpoints, Events, RBAC) create a missing object."""
         with self.store.lock:
             body = self._prepare_body(res, namespace, clone(body), url_name=name)
+            missing = self.decode(res, body)
             self._check_fields(res, body, validation, warnings)
-            old = self.store.get(res, namespace, name)
-            wanted_rv = body["metadata"].get("resourceVersion")
-            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
-                raise conflict(res.plural, res.group, name, "the object has been modified; please apply your "
-                                                            "changes to the latest version and try again")
-            return self._write(res, old, body, manager, subresource, dry_run=dry_run)
+            old = self.store.peek(res, namespace, name)
+            if old is None:
+                if res.create_on_update and not subresource:
+                    return self.create(res, namespace, body, manager, dry_run, missing=missing), True
+                raise not_found(res.plural, res.group, name)
+            preconditions.check_update(res, old, body)
+            return self._write(res, old, body, manager, subresource, dry_run=dry_run, missing=missing), False
 
     def patch(self, res: Resource, namespace: Optional[str], name: str, content_type: str, raw: bytes,
               manager: Optional[str], force: bool = False, subresource: str = "",
@@ -339,15 +369,14 @@ class Registry:
             if not isinstance(patched, dict):
                 raise ApiError(422, "patch did not produce an object", reason="Invalid")
             patched["apiVersion"], patched["kind"] = res.api_version, res.kind
+            missing = self.decode(res, patched, "patch")
             self._check_fields(res, patched, validation, warnings)
-            wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
-            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
-                raise conflict(res.plural, res.group, name, "the object has been modified; please apply your "
-                                                            "changes to the latest version and try again")
+            preconditions.check_patch(res, old, patched)
             if (patched.get("metadata") or {}).get("name", name) != name:
                 raise ApiError(400, f"the name of the object ({patched['metadata']['name']}) does not match the "
                                     f"name on the URL ({name})")
-            return self._write(res, old, patched, manager or "unknown", subresource, dry_run=dry_run), False
+            return self._write(res, old, patched, manager or "unknown", subresource, dry_run=dry_run,
+                               missing=missing), False
 
     def _apply(self, res: Resource, namespace: Optional[str], name: str, raw: bytes, manager: Optional[str],
                force: bool, subresource: str, dry_run: bool, validation: str = "Warn",
@@ -366,6 +395,7 @@ class Registry:
         if not applied.get("apiVersion") or not applied.get("kind"):
             raise ApiError(400, f"Object 'Kind' is missing in '{json.dumps(applied)}'")
         applied = self._prepare_body(res, namespace, applied, url_name=name)
+        self.decode(res, applied)  # the applied configuration itself must decode (types, quantities, times)
         self._check_fields(res, applied, validation, warnings, apply=True)
         live = self.store.peek(res, namespace, name)
         now = utc_now()
@@ -374,10 +404,15 @@ class Registry:
                 raise not_found(res.plural, res.group, name)
             self.check_namespace(res, namespace)
             merged = managed.apply(None, applied, manager, force, res.api_version, now, res.plural, res.group)
-            return self.create(res, namespace, merged, manager, dry_run=dry_run, managed_already=True), True
+            missing = self.decode(res, merged)
+            return self.create(res, namespace, merged, manager, dry_run=dry_run, managed_already=True,
+                               missing=missing), True
+        preconditions.check_apply(res, live, applied)
         merged = managed.apply(live, applied, manager, force, res.api_version, now, res.plural, res.group,
                                subresource)
-        return self._write(res, live, merged, manager, subresource, managed_already=True, dry_run=dry_run), False
+        missing = self.decode(res, merged)
+        return self._write(res, live, merged, manager, subresource, managed_already=True, dry_run=dry_run,
+                           missing=missing), False
 
     # ------------------------------------------------------------ scale
     def get_scale(self, res: Resource, namespace: Optional[str], name: str) -> Dict[str, Any]:
@@ -458,190 +493,3 @@ class Registry:
             with_status["status"] = new["status"]
             self._write(pods, bound, with_status, manager, "status")
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
-
-    # ------------------------------------------------------------ delete and garbage collection
-    def dependents(self, uid: str) -> List[Tuple[Resource, Dict[str, Any]]]:
-        found = []
-        for key, obj in self.store.all_objects():
-            for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-                if ref.get("uid") == uid:
-                    res = self.table.lookup(key[0], self._version_of(key[0], key[1]), key[1])
-                    found.append((res, obj))
-        return found
-
-    def _version_of(self, group: str, plural: str) -> str:
-        for res in self.table.resources:
-            if res.group == group and res.plural == plural:
-                return res.version
-        return "v1"
-
-    def delete(self, res: Resource, namespace: Optional[str], name: str, options: Optional[Dict[str, Any]] = None,
-               dry_run: bool = False) -> Dict[str, Any]:
-        """Returns the object (still present: graceful or finalizers) or a Success Status (gone)."""
-        options = options or {}
-        with self.store.lock:
-            live = self.store.get(res, namespace, name)
-            meta = live["metadata"]
-            pre = options.get("preconditions") or {}
-            if pre.get("uid") and pre["uid"] != meta.get("uid"):
-                raise conflict(res.plural, res.group, name, f"Precondition failed: UID in precondition: "
-                                                            f"{pre['uid']}, UID in object meta: {meta.get('uid')}")
-            if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
-                raise conflict(res.plural, res.group, name, "Precondition failed: ResourceVersion in precondition: "
-                                                            f"{pre['resourceVersion']}, ResourceVersion in object "
-                                                            f"meta: {meta.get('resourceVersion')}")
-            if dry_run:
-                return live
-            policy = options.get("propagationPolicy")
-            if not policy:
-                policy = "Orphan" if options.get("orphanDependents") else "Background"
-            if res.kind == "Namespace":
-                return self._terminate_namespace(live)
-            grace = options.get("gracePeriodSeconds")
-            if res.kind == "Pod":
-                return self._delete_pod(res, live, grace)
-            if meta.get("deletionTimestamp"):
-                return live
-            if policy == "Orphan":
-                self._orphan(meta["uid"])
-            if policy == "Foreground" and self.dependents(meta["uid"]):
-                new = clone(live)
-                new["metadata"]["deletionTimestamp"] = utc_now()
-                new["metadata"]["deletionGracePeriodSeconds"] = 0
-                new["metadata"].setdefault("finalizers", []).append("foregroundDeletion")
-                stored = self.store.update(res, new)
-                for dep_res, dep in self.dependents(meta["uid"]):
-                    self._delete_quietly(dep_res, dep)
-                current = self.store.peek(res, namespace, name)
-                if current is not None:
-                    return self._finish_foreground(res, current) or self.store.get(res, namespace, name)
-                return stored
-            if meta.get("finalizers"):
-                new = clone(live)
-                new["metadata"]["deletionTimestamp"] = utc_now()
-                new["metadata"]["deletionGracePeriodSeconds"] = 0
-                return self.store.update(res, new)
-            return self._remove(res, live, cascade=(policy != "Orphan"))
-
-    def _delete_pod(self, res: Resource, live: Dict[str, Any], grace: Optional[int]) -> Dict[str, Any]:
-        meta = live["metadata"]
-        spec = live.get("spec") or {}
-        phase = (live.get("status") or {}).get("phase")
-        if grace is None:
-            grace = meta.get("deletionGracePeriodSeconds", spec.get("terminationGracePeriodSeconds", 30))
-        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
-            grace = 0
-        current = meta.get("deletionGracePeriodSeconds")
-        if grace > 0 or meta.get("finalizers"):
-            if current is not None and current <= grace and meta.get("deletionTimestamp"):
-                return live
-            new = clone(live)
-            new["metadata"]["deletionTimestamp"] = utc_now(grace)
-            new["metadata"]["deletionGracePeriodSeconds"] = grace
-            stored = self.store.update(res, new)
-            if grace == 0 and not meta.get("finalizers"):
-                return self._remove(res, stored)
-            return stored
-        return self._remove(res, live)
-
-    def _remove(self, res: Resource, obj: Dict[str, Any], cascade: bool = True) -> Dict[str, Any]:
-        meta = obj["metadata"]
-        final = self.store.delete(res, meta.get("namespace"), meta["name"])
-        if cascade:
-            for dep_res, dep in self.dependents(meta["uid"]):
-                self._delete_quietly(dep_res, dep)
-        self._after_removal(obj)
-        if res.return_deleted:
-            return final
-        return success_status(meta["name"], res.group, res.plural, meta["uid"])
-
-    def _delete_quietly(self, res: Resource, obj: Dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        try:
-            self.delete(res, meta.get("namespace"), meta["name"], {"propagationPolicy": "Background"})
-        except ApiError as err:
-            if err.code != 404:
-                raise
-
-    def _orphan(self, uid: str) -> None:
-        for dep_res, dep in self.dependents(uid):
-            new = clone(dep)
-            refs = [r for r in new["metadata"].get("ownerReferences", []) if r.get("uid") != uid]
-            if refs:
-                new["metadata"]["ownerReferences"] = refs
-            else:
-                new["metadata"].pop("ownerReferences", None)
-            self.store.update(dep_res, new)
-
-    def _after_removal(self, obj: Dict[str, Any]) -> None:
-        """Finish owners waiting in foreground deletion, and namespaces waiting to be empty."""
-        meta = obj["metadata"]
-        for ref in meta.get("ownerReferences") or []:
-            owner = self._find_uid(ref.get("uid"))
-            if owner:
-                self._finish_foreground(*owner)
-        namespace = meta.get("namespace")
-        if namespace:
-            ns_obj = self.store.peek(self.namespaces, None, namespace)
-            if ns_obj and ns_obj["metadata"].get("deletionTimestamp"):
-                self._finish_namespace(ns_obj)
-
-    def _find_uid(self, uid: Optional[str]) -> Optional[Tuple[Resource, Dict[str, Any]]]:
-        for key, obj in self.store.all_objects():
-            if obj["metadata"].get("uid") == uid:
-                return self.table.lookup(key[0], self._version_of(key[0], key[1]), key[1]), obj
-        return None
-
-    def _finish_foreground(self, res: Resource, owner: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-        finalizers = owner["metadata"].get("finalizers") or []
-        if "foregroundDeletion" not in finalizers or self.dependents(owner["metadata"]["uid"]):
-            return None
-        new = clone(owner)
-        rest = [f for f in finalizers if f != "foregroundDeletion"]
-        if rest:
-            new["metadata"]["finalizers"] = rest
-            return self.store.update(res, new)
-        new["metadata"].pop("finalizers", None)
-        return self._remove(res, self.store.update(res, new))
-
-    def _terminate_namespace(self, ns_obj: Dict[str, Any]) -> Dict[str, Any]:
-        name = ns_obj["metadata"]["name"]
-        if not ns_obj["metadata"].get("deletionTimestamp"):
-            new = clone(ns_obj)
-            new["metadata"]["deletionTimestamp"] = utc_now()
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
-            new["status"] = {"phase": "Terminating"}
-            ns_obj = self.store.update(self.namespaces, new)
-        for key, obj in self.store.all_objects():
-            if key[2] == name and self.table.lookup(key[0], self._version_of(key[0], key[1]), key[1]).namespaced:
-                res = self.table.lookup(key[0], self._version_of(key[0], key[1]), key[1])
-                if not obj["metadata"].get("deletionTimestamp"):
-                    self._delete_quietly(res, obj)
-        current = self.store.peek(self.namespaces, None, name)
-        if current is not None:
-            self._finish_namespace(current)
-        return ns_obj
-
-    def _finish_namespace(self, ns_obj: Dict[str, Any]) -> None:
-        name = ns_obj["metadata"]["name"]
-        for key in [k for k, _obj in self.store.all_objects()]:
-            if key[2] == name and key[1] != "namespaces":
-                return
-        if self.store.peek(self.namespaces, None, name) is not None:
-            self.store.delete(self.namespaces, None, name)
-
-    def delete_collection(self, res: Resource, namespace: Optional[str], label_selector: Optional[str],
-                          field_selector: Optional[str], options: Optional[Dict[str, Any]] = None,
-                          dry_run: bool = False) -> Dict[str, Any]:
-        with self.store.lock:
-            items, rv = self.list(res, namespace, label_selector, field_selector)
-            deleted = []
-            for item in items:
-                meta = item["metadata"]
-                try:
-                    self.delete(res, meta.get("namespace"), meta["name"], options, dry_run)
-                    deleted.append(item)
-                except ApiError as err:
-                    if err.code != 404:
-                        raise
-            return self.list_object(res, deleted, str(self.store.resource_version))

@@ -52,6 +52,16 @@ class Resource:
     scale: Optional[ScaleSpec] = None
     # DELETE answers with the deleted object rather than a Success Status (apiserver ReturnDeletedObject)
     return_deleted: bool = False
+    # the strategy's AllowUnconditionalUpdate: a PUT without metadata.resourceVersion overwrites the
+    # live object; when False (Leases, RuntimeClasses) it is refused with 422
+    unconditional_update: bool = True
+    # the strategy's AllowCreateOnUpdate: a PUT to a missing object creates it
+    create_on_update: bool = False
+    # the strategy's DefaultGarbageCollectionPolicy: "Background" (DeleteDependents) or "Orphan"
+    # (batch/v1 Jobs keep their pods unless told otherwise, for backwards compatibility)
+    default_propagation: str = "Background"
+    # a review kind (SelfSubjectAccessReview, TokenReview): POST computes the answer, nothing is stored
+    virtual: bool = False
 
     @property
     def singular(self) -> str:
@@ -118,17 +128,19 @@ RESOURCES: Tuple[Resource, ...] = (
     Resource("", "v1", "services", "Service", True, ("svc",), ALL_VERBS,
              (_status("Service"), Subresource("proxy", "ServiceProxyOptions", PROXY_VERBS)),
              ALL, has_status=True, return_deleted=True),
-    Resource("", "v1", "endpoints", "Endpoints", True, ("ep",)),
+    Resource("", "v1", "endpoints", "Endpoints", True, ("ep",), create_on_update=True),
     Resource("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     Resource("", "v1", "secrets", "Secret", True),
-    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), return_deleted=True),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), ALL_VERBS,
+             (Subresource("token", "TokenRequest", ("create",), group="authentication.k8s.io", version="v1"),),
+             return_deleted=True),
     Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), ALL_VERBS,
              (_status("PersistentVolumeClaim"),), has_status=True, return_deleted=True),
     Resource("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",), ALL_VERBS,
              (_status("PersistentVolume"),), has_status=True, return_deleted=True),
     Resource("", "v1", "nodes", "Node", False, ("no",), ALL_VERBS,
              (_status("Node"), Subresource("proxy", "NodeProxyOptions", PROXY_VERBS)), has_status=True),
-    Resource("", "v1", "events", "Event", True, ("ev",)),
+    Resource("", "v1", "events", "Event", True, ("ev",), create_on_update=True),
     Resource("", "v1", "limitranges", "LimitRange", True, ("limits",)),
     Resource("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",), ALL_VERBS,
              (_status("ResourceQuota"),), has_status=True, return_deleted=True),
@@ -144,7 +156,7 @@ RESOURCES: Tuple[Resource, ...] = (
     Resource("apps", "v1", "controllerrevisions", "ControllerRevision", True),
     # batch/v1
     Resource("batch", "v1", "jobs", "Job", True, (), ALL_VERBS, (_status("Job"),), ALL,
-             generation=True, has_status=True),
+             generation=True, has_status=True, default_propagation="Orphan"),
     Resource("batch", "v1", "cronjobs", "CronJob", True, ("cj",), ALL_VERBS, (_status("CronJob"),), ALL,
              generation=True, has_status=True),
     # networking.k8s.io/v1
@@ -157,14 +169,25 @@ RESOURCES: Tuple[Resource, ...] = (
     Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), ALL_VERBS,
              (_status("PodDisruptionBudget"),), generation=True, has_status=True),
     # node.k8s.io/v1
-    Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False),
+    Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False, unconditional_update=False,
+             create_on_update=True),
     # coordination.k8s.io/v1
-    Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
+    Resource("coordination.k8s.io", "v1", "leases", "Lease", True, unconditional_update=False,
+             create_on_update=True),
     # rbac.authorization.k8s.io/v1
-    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
-    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
-    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
-    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True, create_on_update=True),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True, create_on_update=True),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False, create_on_update=True),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False,
+             create_on_update=True),
+    # authentication.k8s.io/v1, authorization.k8s.io/v1: reviews are answered, never stored
+    Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, verbs=("create",),
+             virtual=True),
+    Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=("create",), virtual=True),
+    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+             verbs=("create",), virtual=True),
+    Resource("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False,
+             verbs=("create",), virtual=True),
     # storage.k8s.io/v1
     Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
     # autoscaling/v2

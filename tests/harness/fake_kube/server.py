@@ -1,5 +1,6 @@
-"""HTTP layer: routing, query/body parsing, content negotiation, watch streams, logs and the
-service/pod proxy; plus `FakeKubeAPI`, which runs it on its own event loop thread.
+"""HTTP layer: authentication and authorization of every request, routing, query/body parsing,
+content negotiation, lists, watch streams (watching.py), logs and the service/pod proxy.
+`FakeKubeAPI` (api.py) runs it over TLS on its own event loop thread.
 
 Request handling stays thin: each handler turns a request into one registry call.
 """
@@ -7,9 +8,7 @@ Request handling stays thin: each handler turns a request into one registry call
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -17,14 +16,14 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from . import discovery, protobuf, tables
+from . import discovery, listing, protobuf, rbac, reviews, tables, watching
 from .errors import ApiError, method_not_allowed
 from .registry import APPLY, Registry, manager_from_user_agent
 from .resources import Resource, ResourceTable
-from .selectors import object_matches, parse_field_selector, parse_label_selector
-from .store import Event, Gone, Store, Watcher, clone
+from .store import Store, clone
 
 NAMESPACE_SUBRESOURCES = {"status", "finalize"}
+USER = web.RequestKey("user", rbac.User)  # who the request authenticated as
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "authorization", "content-length"}
 
@@ -92,9 +91,9 @@ class KubeHTTP:
     # ------------------------------------------------------------ entry point
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            if self.api.token and request.path not in ("/healthz", "/livez", "/readyz", "/version"):
-                if request.headers.get("Authorization") != f"Bearer {self.api.token}":
-                    raise ApiError(401, "Unauthorized", reason="Unauthorized")
+            user = self.api.authenticator.authenticate(request)
+            request[USER] = user
+            self.api.authorizer.check(user, rbac.request_attributes(request.method, request.path, request.query))
             return await self._dispatch(request)
         except ApiError as err:
             return _error(err)
@@ -243,10 +242,9 @@ class KubeHTTP:
         if request.method == "GET":
             if _truthy(q.get("watch")):
                 self._check_verb(res, "watch")
-                return await self._watch(request, res, route.namespace)
+                return await watching.serve_watch(self, request, res, route.namespace)
             self._check_verb(res, "list")
-            items, rv = self.registry.list(res, route.namespace, q.get("labelSelector"), q.get("fieldSelector"))
-            items, token = self._paginate(items, q.get("limit"), q.get("continue"), rv)
+            items, rv, token, remaining = await self._list(q, res, route.namespace)
             wanted = _accepts(request)
             if wanted.get("as") == "Table":
                 return _json(tables.table(res.kind, items, rv, q.get("includeObject", "Metadata"),
@@ -255,10 +253,15 @@ class KubeHTTP:
                 meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
                 return _json({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                               "metadata": meta, "items": [tables.partial_metadata(i) for i in items]})
-            return _json(self.registry.list_object(res, items, rv, token))
+            listed = self.registry.list_object(res, items, rv, token)
+            if remaining is not None:
+                listed["metadata"]["remainingItemCount"] = remaining
+            return _json(listed)
         if request.method == "POST":
             self._check_verb(res, "create")
             body = await self._body(request)
+            if res.virtual:
+                return _json(reviews.answer(self.api, res.kind, request[USER], body), 201)
             warnings: List[str] = []
             obj = self.registry.create(res, route.namespace, body, self._manager(request), self._dry_run(request),
                                        validation=self._validation(request), warnings=warnings)
@@ -270,23 +273,34 @@ class KubeHTTP:
                                                          q.get("fieldSelector"), options, self._dry_run(request)))
         raise method_not_allowed()
 
-    @staticmethod
-    def _paginate(items: List[Dict[str, Any]], limit: Optional[str], token: Optional[str],
-                  rv: str) -> Tuple[List[Dict[str, Any]], Optional[str]]:
-        start = 0
+    async def _wait_for_revision(self, wanted: int) -> None:
+        """A NotOlderThan/Exact list for a revision not reached yet waits for it, then 504 (listing.py)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + listing.TOO_LARGE_WAIT_SECONDS
+        while self.store.resource_version < wanted:
+            if loop.time() >= deadline:
+                raise listing.too_large(wanted, self.store.resource_version)
+            await asyncio.sleep(0.01)
+
+    async def _list(self, q: Any, res: Resource, namespace: Optional[str]
+                    ) -> Tuple[List[Dict[str, Any]], str, Optional[str], Optional[int]]:
+        listing.validate_list_options(q, watch=False)
+        rv_text, match, token = q.get("resourceVersion", ""), q.get("resourceVersionMatch", ""), q.get("continue")
+        selectors = bool(q.get("labelSelector") or q.get("fieldSelector"))
+        at_rv, start = None, None
         if token:
-            try:
-                start = json.loads(base64.urlsafe_b64decode(token.encode()))["start"]
-            except (ValueError, KeyError):
-                raise ApiError(400, "continue key is not valid")
-        items = items[start:]
-        if limit and not limit.isdigit():
-            raise ApiError(400, f"invalid limit: {limit}")
-        if limit and int(limit) > 0 and len(items) > int(limit):
-            end = int(limit)
-            nxt = base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": start + end}).encode()).decode()
-            return items[:end], nxt
-        return items, None
+            at_rv, start = listing.decode_continue(token)
+            if at_rv < self.store.compacted:
+                raise listing.continue_expired(at_rv, self.store.compacted)
+        elif rv_text and rv_text != "0":
+            wanted = listing.parse_resource_version(rv_text)
+            await self._wait_for_revision(wanted)
+            if match == "Exact":
+                at_rv = wanted
+        items, rv = self.registry.list(res, namespace, q.get("labelSelector"), q.get("fieldSelector"), at_rv)
+        limit = None if rv_text == "0" and not token else q.get("limit")
+        page, next_token, remaining = listing.paginate(items, limit, int(rv), start, selectors)
+        return page, rv, next_token, remaining
 
     async def _delete_options(self, request: web.Request) -> Dict[str, Any]:
         options: Dict[str, Any] = {}
@@ -298,7 +312,11 @@ class KubeHTTP:
         if "propagationPolicy" in q:
             options["propagationPolicy"] = q["propagationPolicy"]
         if "gracePeriodSeconds" in q:
-            options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            try:
+                options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            except ValueError:
+                raise ApiError(400, f'strconv.ParseInt: parsing "{q["gracePeriodSeconds"]}": invalid syntax') \
+                    from None
         if "orphanDependents" in q:
             options["orphanDependents"] = _truthy(q["orphanDependents"])
         return options
@@ -313,10 +331,10 @@ class KubeHTTP:
             self._check_verb(res, "update")
             body = await self._body(request)
             warnings: List[str] = []
-            obj = self.registry.replace(res, namespace, name, body, self._manager(request),
-                                        dry_run=self._dry_run(request), validation=self._validation(request),
-                                        warnings=warnings)
-            return self._warn(self._render(request, res, obj), warnings)
+            obj, created = self.registry.replace(res, namespace, name, body, self._manager(request),
+                                                 dry_run=self._dry_run(request),
+                                                 validation=self._validation(request), warnings=warnings)
+            return self._warn(self._render(request, res, obj, 201 if created else 200), warnings)
         if method == "PATCH":
             self._check_verb(res, "patch")
             warnings = []
@@ -329,10 +347,13 @@ class KubeHTTP:
             return self._warn(self._render(request, res, obj, 201 if created else 200), warnings)
         if method == "DELETE":
             self._check_verb(res, "delete")
-            result = self.registry.delete(res, namespace, name, await self._delete_options(request),
-                                          self._dry_run(request))
-            return _json(result, 200 if result.get("kind") == "Status" else 202 if
-                         result["metadata"].get("deletionTimestamp") else 200)
+            options = await self._delete_options(request)
+            warnings = []
+            result, deleted = self.registry.delete_with_outcome(res, namespace, name, options,
+                                                                self._dry_run(request), warnings)
+            # 202 only when not deleted at once and orphanDependents=false was asked for (the delete handler)
+            accepted = not deleted and options.get("orphanDependents") is False
+            return self._warn(_json(result, 202 if accepted else 200), warnings)
         raise method_not_allowed()
 
     async def _subresource(self, request: web.Request, res: Resource, route: Route) -> web.StreamResponse:
@@ -352,8 +373,8 @@ class KubeHTTP:
                 return self._render(request, res, self.registry.get(res, namespace, name))
             if method == "PUT":
                 body = await self._body(request)
-                obj = self.registry.replace(res, namespace, name, body, self._manager(request), "status",
-                                            self._dry_run(request))
+                obj, _created = self.registry.replace(res, namespace, name, body, self._manager(request),
+                                                      "status", self._dry_run(request))
                 return self._render(request, res, obj)
             obj, _created = self.registry.patch(
                 res, namespace, name, request.content_type, await request.read(),
@@ -380,102 +401,9 @@ class KubeHTTP:
                           "code": 201}, 201)
         if sub_name == "log":
             return await self._logs(request, namespace or "", name)
+        if sub_name == "token":
+            return _json(reviews.token_request(self.api, namespace or "", name, await self._body(request)), 201)
         raise method_not_allowed()
-
-    # ------------------------------------------------------------ watch
-    async def _watch(self, request: web.Request, res: Resource, namespace: Optional[str]) -> web.StreamResponse:
-        q = request.query
-        labels = parse_label_selector(q.get("labelSelector"))
-        fields = parse_field_selector(q.get("fieldSelector"))
-        bookmarks = _truthy(q.get("allowWatchBookmarks"))
-        initial_end = _truthy(q.get("sendInitialEvents"))
-        rv_text = q.get("resourceVersion", "")
-        try:
-            since = None if rv_text in ("", "0") or initial_end else int(rv_text)
-            timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
-        except ValueError:
-            raise ApiError(400, f'invalid resource version or timeout: "{rv_text}"')
-        as_table = _accepts(request).get("as") == "Table"
-        watcher = Watcher(res, namespace, asyncio.get_running_loop())
-        response = web.StreamResponse(headers={"Content-Type": "application/json",
-                                               "Cache-Control": "no-cache, private"})
-        try:
-            initial = self.store.subscribe(watcher, since)
-        except Gone as gone:
-            await response.prepare(request)
-            await response.write(json.dumps({"type": "ERROR", "object": gone.body}).encode() + b"\n")
-            await response.write_eof()
-            return response
-        self.api.watches.add(watcher)
-        state = {"headers": True}
-
-        async def send(event_type: str, obj: Dict[str, Any], event: Optional[Event] = None) -> None:
-            if as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
-                obj = tables.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""),
-                                   q.get("includeObject", "Metadata"), headers=state["headers"])
-                state["headers"] = False
-                event = None
-            line = event.encoded.get(event_type) if event is not None else None
-            if line is None:
-                line = json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
-                if event is not None:  # every stream watching this kind sends the same bytes
-                    event.encoded[event_type] = line
-            await response.write(line)
-
-        def translate(event: Event) -> Optional[Tuple[str, Dict[str, Any]]]:
-            now_match = object_matches(event.obj, labels, fields)
-            if event.type == "MODIFIED":
-                was_match = object_matches(event.old, labels, fields)
-                if now_match and not was_match:
-                    return "ADDED", event.obj
-                if was_match and not now_match:
-                    return "DELETED", event.obj
-            return (event.type, event.obj) if now_match else None
-
-        def bookmark(end_of_initial: bool = False) -> Dict[str, Any]:
-            meta: Dict[str, Any] = {"resourceVersion": str(self.store.resource_version)}
-            if end_of_initial:
-                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-            return {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
-        try:
-            await response.prepare(request)
-            for event in initial:
-                out = translate(event)
-                if out:
-                    await send(*out, event)
-            if initial_end and bookmarks:
-                await send("BOOKMARK", bookmark(True))
-            interval = self.api.bookmark_interval
-            while True:
-                wait = interval if bookmarks else None
-                if deadline is not None:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    wait = min(wait, remaining) if wait else remaining
-                try:
-                    event = await asyncio.wait_for(watcher.queue.get(), wait)
-                except asyncio.TimeoutError:
-                    if bookmarks and (deadline is None or deadline - loop.time() > 0.001):
-                        await send("BOOKMARK", bookmark())
-                    continue
-                if event is None:
-                    break
-                out = translate(event)
-                if out:
-                    await send(*out, event)
-            if bookmarks and not self.api.stopping:
-                await send("BOOKMARK", bookmark())
-            await response.write_eof()
-        except (ConnectionResetError, RuntimeError):
-            pass
-        finally:
-            self.store.unsubscribe(watcher)
-            self.api.watches.discard(watcher)
-        return response
 
     # ------------------------------------------------------------ logs (proxied to the node's kubelet)
     async def _logs(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
@@ -617,157 +545,4 @@ def _kubelet_address(node: Optional[Dict[str, Any]]) -> Optional[str]:
     return f"{host}:{port}"
 
 
-class FakeKubeAPI:
-    """A Kubernetes API server in a background thread, for tests and the fake-cluster command.
-
-        with FakeKubeAPI() as api:
-            api.write_kubeconfig(tmp_path / "kubeconfig")
-            ...
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, history_size: int = 5000,
-                 bookmark_interval: float = 1.0, token: Optional[str] = "fake-kube-token",
-                 require_token: bool = False) -> None:
-        self.host = host
-        self.port = port
-        self.bookmark_interval = bookmark_interval
-        self.token_value = token
-        self.token = token if require_token else None
-        self.table = ResourceTable()
-        self.store = Store(history_size)
-        self.registry = Registry(self.store, self.table)
-        self.registry.bootstrap()
-        self.pod_network: Dict[Tuple[str, int], str] = {}
-        self.proxy_turn = 0
-        self.watches: set = set()
-        self.stopping = False
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
-        self._runner: Optional[web.AppRunner] = None
-        self._http: Optional[KubeHTTP] = None
-
-    # ------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> str:
-        ready = threading.Event()
-        errors: List[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._startup())
-            except BaseException as err:  # report bind errors to start()
-                errors.append(err)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-kube-api", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if errors:
-            raise errors[0]
-        return self.url
-
-    async def _startup(self) -> None:
-        self._http = KubeHTTP(self)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._http.handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def _shutdown(self) -> None:
-        self.stopping = True
-        for watcher in list(self.watches):
-            watcher.offer(None)
-        if self._http and self._http.session:
-            await self._http.session.close()
-        if self._runner:
-            await self._runner.cleanup()
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        if self._loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-            try:
-                future.result(10)
-            finally:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> "FakeKubeAPI":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------ clients
-    def write_kubeconfig(self, path: Any, namespace: str = "default",
-                         context: str = "fake") -> str:
-        config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": f"{context}-admin", "user": {"token": self.token_value or "fake-kube-token"}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-admin",
-                                                       "namespace": namespace}}],
-            "current-context": context,
-        }
-        with open(path, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(config, handle, sort_keys=False)
-        return str(path)
-
-    # ------------------------------------------------------------ in-process helpers
-    def resource(self, kind: str, api_version: Optional[str] = None) -> Resource:
-        if api_version:
-            res = self.table.by_kind(api_version, kind)
-            if res is None:
-                raise KeyError(f"{api_version}/{kind}")
-            return res
-        return self.table.kind_named(kind)
-
-    def create(self, obj: Dict[str, Any], manager: str = "test") -> Dict[str, Any]:
-        res = self.resource(obj["kind"], obj.get("apiVersion"))
-        return self.registry.create(res, (obj.get("metadata") or {}).get("namespace") or
-                                    ("default" if res.namespaced else None), obj, manager)
-
-    def get(self, kind: str, name: str, namespace: Optional[str] = None) -> Dict[str, Any]:
-        res = self.resource(kind)
-        return self.registry.get(res, namespace or ("default" if res.namespaced else None), name)
-
-    def list(self, kind: str, namespace: Optional[str] = None, label_selector: Optional[str] = None
-             ) -> List[Dict[str, Any]]:
-        return self.registry.list(self.resource(kind), namespace, label_selector)[0]
-
-    def add_node(self, name: str, gpus: int = 0, labels: Optional[Dict[str, str]] = None,
-                 cpu: str = "8", memory: str = "32Gi") -> Dict[str, Any]:
-        """A Ready node with no kubelet behind it (pods bound to it never start)."""
-        capacity = {"cpu": cpu, "memory": memory, "pods": "110", "ephemeral-storage": "100Gi"}
-        if gpus:
-            capacity["nvidia.com/gpu"] = str(gpus)
-        node_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(labels or {})}
-        status = {"capacity": capacity, "allocatable": dict(capacity),
-                  "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
-        return self.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": node_labels},
-                            "status": status})
-
-    def register_backend(self, ip: str, port: int, url: str) -> None:
-        self.pod_network[(ip, int(port))] = url
-
-
-__all__ = ["FakeKubeAPI", "KubeHTTP", "parse_route", "clone"]
+__all__ = ["KubeHTTP", "parse_route", "clone"]

@@ -240,7 +240,7 @@ def test_scale_subresource(kube_client):
     assert apps.replace_namespaced_deployment_scale("vllm", "default", scale).spec.replicas == 3
 
 
-def test_graceful_pod_deletion_and_garbage_collection(kube_api, kube_client):
+def test_graceful_pod_deletion_and_garbage_collection_left_to_the_controller_manager(kube_api, kube_client):
     core, apps = k8s.CoreV1Api(kube_client), k8s.AppsV1Api(kube_client)
     kube_api.add_node("worker", gpus=1)  # a node whose kubelet never answers
     owner = apps.create_namespaced_deployment("default", deployment())
@@ -254,7 +254,14 @@ def test_graceful_pod_deletion_and_garbage_collection(kube_api, kube_client):
                                        _preload_content=False)
     assert core.read_namespaced_pod("p", "default").spec.node_name == "worker"
 
-    apps.delete_namespaced_deployment("vllm", "default")
+    apps.delete_namespaced_deployment("vllm", "default")  # Background, the default: the owner goes at once
+    with pytest.raises(ApiException):
+        apps.read_namespaced_deployment("vllm", "default")
+    orphaned = core.read_namespaced_pod("p", "default")
+    assert orphaned.metadata.deletion_timestamp is None, "dependents are the garbage collector's, not the API's"
+    assert orphaned.metadata.owner_references[0].uid == owner.metadata.uid
+
+    core.delete_namespaced_pod("p", "default")
     terminating = core.read_namespaced_pod("p", "default")
     assert terminating.metadata.deletion_timestamp is not None, "a bound pod waits for its kubelet"
     assert terminating.metadata.deletion_grace_period_seconds == 30
