@@ -17,10 +17,12 @@ The last line is exactly `fake_cluster up_s=<s> api_p99_ms=<ms> ready_ms=<ms>`.
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
 import queue
+import ssl
 import statistics
 import subprocess
 import sys
@@ -30,6 +32,8 @@ import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ROOT / "scripts" / "fake-cluster"
@@ -41,12 +45,25 @@ def percentile(values: List[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
+def client_tls(kubeconfig: str) -> ssl.SSLContext:
+    """TLS as the kubeconfig says (k3s.yaml style): trust its CA, present its client certificate."""
+    with open(kubeconfig, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as pem:
+        pem.write(base64.b64decode(user["client-certificate-data"]) + base64.b64decode(user["client-key-data"]))
+        pem.flush()
+        context.load_cert_chain(pem.name)
+    return context
+
+
 class Http:
     """One keep-alive connection to the API server."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tls: ssl.SSLContext) -> None:
         parsed = urllib.parse.urlsplit(url)
-        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        self.conn = http.client.HTTPSConnection(parsed.hostname, parsed.port, timeout=30, context=tls)
 
     def request(self, method: str, path: str, body: Any = None,
                 content_type: str = "application/json") -> Dict[str, Any]:
@@ -82,7 +99,7 @@ def bench_up(runs: int, workdir: Path, env: Dict[str, str]) -> float:
 # ---------------------------------------------------------------------- watch load (its own process)
 
 
-def watcher_main(url: str, count: int) -> int:
+def watcher_main(url: str, count: int, kubeconfig: str) -> int:
     """Open `count` watch streams on the bench namespace's ConfigMaps; print "ready" once all are open, and the
     number of events received when stdin closes."""
     import asyncio
@@ -106,7 +123,8 @@ def watcher_main(url: str, count: int) -> int:
                     received += 1
 
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None),
-                                         connector=aiohttp.TCPConnector(limit=0)) as session:
+                                         connector=aiohttp.TCPConnector(limit=0, ssl=client_tls(kubeconfig))
+                                         ) as session:
             tasks = [asyncio.create_task(stream(session)) for _stream in range(count)]
             await asyncio.wait_for(all_open.wait(), 30)
             print("ready", flush=True)
@@ -120,15 +138,16 @@ def watcher_main(url: str, count: int) -> int:
     return asyncio.run(run())
 
 
-def bench_api(url: str, watches: int, requests: int) -> float:
-    api = Http(url)
+def bench_api(url: str, watches: int, requests: int, kubeconfig: str) -> float:
+    api = Http(url, client_tls(kubeconfig))
     api.request("POST", "/api/v1/namespaces",
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     for n in range(20):
         api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", {
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{n}", "labels": {"bench": "yes"}},
             "data": {"n": "0", "payload": "x" * 512}})
-    watcher = subprocess.Popen([sys.executable, __file__, "--watcher", url, str(watches)], stdin=subprocess.PIPE,
+    watcher = subprocess.Popen([sys.executable, __file__, "--watcher", url, str(watches), kubeconfig],
+                               stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
     try:
         assert watcher.stdout is not None and watcher.stdin is not None
@@ -177,9 +196,10 @@ def pod_ready(pod: Dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def watch_pods(url: str, selector: str, events: "queue.Queue[Any]", stop: threading.Event) -> None:
+def watch_pods(url: str, selector: str, events: "queue.Queue[Any]", stop: threading.Event,
+               tls: ssl.SSLContext) -> None:
     parsed = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+    conn = http.client.HTTPSConnection(parsed.hostname, parsed.port, timeout=60, context=tls)
     query = urllib.parse.urlencode({"watch": "true", "labelSelector": selector})
     conn.request("GET", f"/api/v1/namespaces/{NAMESPACE}/pods?{query}")
     response = conn.getresponse()
@@ -195,8 +215,9 @@ def watch_pods(url: str, selector: str, events: "queue.Queue[Any]", stop: thread
         conn.close()
 
 
-def bench_ready(url: str, rollouts: int) -> float:
-    api = Http(url)
+def bench_ready(url: str, rollouts: int, kubeconfig: str) -> float:
+    tls = client_tls(kubeconfig)
+    api = Http(url, tls)
     name = "bench-ready"
     labels = {"app": name}
     api.request("POST", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments", {
@@ -208,7 +229,7 @@ def bench_ready(url: str, rollouts: int) -> float:
                      "resources": {"limits": {"nvidia.com/gpu": 1}}}]}}}})
     events: "queue.Queue[Any]" = queue.Queue()
     stop = threading.Event()
-    thread = threading.Thread(target=watch_pods, args=(url, f"app={name}", events, stop), daemon=True)
+    thread = threading.Thread(target=watch_pods, args=(url, f"app={name}", events, stop, tls), daemon=True)
     thread.start()
     events.get(timeout=10)
     scale = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}/scale"
@@ -243,10 +264,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="requests of each verb (default 300)")
     parser.add_argument("--rollouts", type=int, default=10, help="replicas: 1 -> Ready rounds (default 10)")
     parser.add_argument("--quick", action="store_true", help="1 run, 10 watches, 30 requests, 2 rollouts")
-    parser.add_argument("--watcher", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--watcher", nargs=3, metavar=("URL", "N", "KUBECONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.watcher:
-        return watcher_main(args.watcher[0], int(args.watcher[1]))
+        return watcher_main(args.watcher[0], int(args.watcher[1]), args.watcher[2])
     if args.quick:
         args.runs, args.watches, args.requests, args.rollouts = 1, 10, 30, 2
 
@@ -260,8 +281,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             state = json.loads(fake_cluster("status", "--kubeconfig", str(kubeconfig), "--json", env=env).stdout)
             url = state[0]["url"]
-            api_p99_ms = bench_api(url, args.watches, args.requests)
-            ready_ms = bench_ready(url, args.rollouts)
+            api_p99_ms = bench_api(url, args.watches, args.requests, str(kubeconfig))
+            ready_ms = bench_ready(url, args.rollouts, str(kubeconfig))
         finally:
             fake_cluster("down", "--kubeconfig", str(kubeconfig), env=env)
     print(f"fake_cluster up_s={up_s:.2f} api_p99_ms={api_p99_ms:.1f} ready_ms={ready_ms:.1f}")

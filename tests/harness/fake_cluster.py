@@ -29,6 +29,7 @@ import os
 import select
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -328,7 +329,7 @@ def _serve(config: ClusterConfig, root: Optional[str], pipe: _ReadyPipe, stop: O
         sim.start()
         Path(config.kubeconfig).parent.mkdir(parents=True, exist_ok=True)
         api.write_kubeconfig(config.kubeconfig, config.namespace)
-        state = {"pid": os.getpid(), "url": api.url, "kubeconfig": config.kubeconfig,
+        state = {"pid": os.getpid(), "url": api.url, "ca_file": api.ca_file, "kubeconfig": config.kubeconfig,
                  "kubeconfig_sha256": _sha256_file(config.kubeconfig), "started_at": time.time(),
                  "nodes": [{"name": n.name, "gpus": n.gpus, "gpu_product": n.gpu_product,
                             "gpu_memory_mib": n.gpu_memory_mib, "time_slicing_replicas": n.time_slicing_replicas}
@@ -384,10 +385,14 @@ def _config_argv(config: ClusterConfig) -> List[str]:
             "--nodes-json", json.dumps(config.nodes)]
 
 
-def _api_answers(url: str, timeout: float = 2.0) -> bool:
+def _api_answers(url: str, ca_file: Optional[str] = None, timeout: float = 2.0) -> bool:
+    """The API server answers over TLS (401 too: k3s wants credentials even for /readyz)."""
     try:
-        with urllib.request.urlopen(url + "/readyz", timeout=timeout) as response:
+        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        with urllib.request.urlopen(url + "/readyz", timeout=timeout, context=context) as response:
             return response.status == 200
+    except urllib.error.HTTPError as err:
+        return err.code == 401
     except (urllib.error.URLError, OSError):
         return False
 
@@ -419,7 +424,7 @@ def up(config: ClusterConfig, root: Optional[str] = None, timeout: float = 30.0)
         line = _read_line(read_fd, time.monotonic() + timeout)
         if line.startswith(READY_PREFIX):
             state = json.loads(line[len(READY_PREFIX):])
-            if _api_answers(state["url"]):
+            if _api_answers(state["url"], state.get("ca_file")):
                 return _state_from(directory, state)
         # it failed: make sure the child is gone, then say why
         hung = False

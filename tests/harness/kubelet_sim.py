@@ -30,6 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.harness.fake_kube.selectors import match_expression, match_label_selector
+from tests.harness.fake_kube.tls import trusted_context
 
 Obj = Dict[str, Any]
 Key = Tuple[str, str]  # (namespace, name)
@@ -298,8 +299,10 @@ class KubeletSimulator:
 
     def __init__(self, api_url: str, nodes: Optional[List[NodeSpec]] = None, delays: Optional[Delays] = None,
                  vllm_factory: Optional[Callable[[Obj], Any]] = None, token: Optional[str] = "fake-kube-token",
-                 probe_interval: float = 0.05, steady_probe_interval: float = 1.0) -> None:
+                 probe_interval: float = 0.05, steady_probe_interval: float = 1.0, ssl: Any = None) -> None:
         self.api_url = api_url.rstrip("/")
+        # the API server's CA: given, else the one of the fake API server running at api_url in this process
+        self.ssl = ssl if ssl is not None else trusted_context(self.api_url)
         self.nodes = nodes if nodes is not None else [NodeSpec()]
         self.delays = delays or Delays()
         self.vllm_factory = vllm_factory
@@ -382,7 +385,8 @@ class KubeletSimulator:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         self._session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=None,
-                                                                                             sock_connect=5))
+                                                                                             sock_connect=5),
+                                              connector=aiohttp.TCPConnector(ssl=self.ssl))
         self._dirty = asyncio.Event()
         await self._start_kubelet_server()
         for spec in self.nodes:

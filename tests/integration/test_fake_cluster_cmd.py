@@ -213,8 +213,8 @@ def test_a_ready_vllm_pod_answers_through_the_service_proxy(cluster_env, tmp_pat
         models = json.loads(response.data)
         assert [m["id"] for m in models["data"]] == ["ml"]
     [state] = state_of(cluster_env, kubeconfig)
-    with urllib.request.urlopen(state["url"] + "/fake/v1/podnetwork", timeout=5) as response:
-        backends = json.load(response)  # pod IP:port -> the local URL that really serves it
+    with client_for(kubeconfig) as api_client:  # pod IP:port -> the local URL that really serves it
+        backends = json.loads(api_client.call_api("GET", state["url"] + "/fake/v1/podnetwork").read())
     # only the vLLM pod got a fake vLLM server; nginx just "runs"
     assert len(set(backends.values())) == 1
     backend = next(iter(backends.values()))
@@ -230,10 +230,10 @@ def test_run_stays_in_the_foreground_until_ctrl_c(cluster_env, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         first = proc.stdout.readline()
-        assert first.startswith("fake cluster up: http://127.0.0.1:"), first
+        assert first.startswith("fake cluster up: https://127.0.0.1:"), first
         url = first.split()[3]
-        with urllib.request.urlopen(url + "/readyz", timeout=5) as response:
-            assert response.status == 200
+        with client_for(kubeconfig) as api_client:  # k3s: TLS, and credentials even for /readyz
+            assert api_client.call_api("GET", url + "/readyz").status == 200
         again = cli(cluster_env, "up", "--kubeconfig", kubeconfig)
         assert again.returncode == 0 and "already runs" in again.stdout
         proc.send_signal(signal.SIGINT)

@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 import urllib.error
-import urllib.request
 
 import pytest
 
@@ -249,7 +248,7 @@ def test_readiness_follows_the_backend_then_proxy_and_logs_reach_it(kube_api):
         name = pod["metadata"]["name"]
         proxy = f"{kube_api.url}/api/v1/namespaces/default/services/vllm-api:8000/proxy/v1/models"
         with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(proxy, timeout=5)
+            kube_api.urlopen(proxy, timeout=5)
         assert err.value.code == 503, "no ready endpoint while the backend is unhealthy"
         wait_for(lambda: "GET /health 503" in factory.made[0].lines, what="a failing readiness probe")
         assert not ready(kube_api.get("Pod", name))
@@ -257,9 +256,9 @@ def test_readiness_follows_the_backend_then_proxy_and_logs_reach_it(kube_api):
         wait_for(lambda: ready(kube_api.get("Pod", name)), timeout=2, what="ready after health turns 200")
         wait_for(lambda: (kube_api.get("Endpoints", "vllm-api").get("subsets") or [{}])[0].get("addresses"),
                  what="endpoints")
-        with urllib.request.urlopen(proxy, timeout=5) as resp:
+        with kube_api.urlopen(proxy, timeout=5) as resp:
             assert json.loads(resp.read()) == {"path": "/v1/models"}
-        with urllib.request.urlopen(f"{kube_api.url}/api/v1/namespaces/default/pods/{name}/log", timeout=5) as resp:
+        with kube_api.urlopen(f"{kube_api.url}/api/v1/namespaces/default/pods/{name}/log", timeout=5) as resp:
             logs = resp.read().decode()
         assert logs.startswith("INFO starting\nGET /health 503\n") and "GET /v1/models 200" in logs
         kube_api.registry.delete(kube_api.resource("Deployment"), "default", "vllm")
@@ -355,9 +354,9 @@ def test_fake_vllm_backend_through_service_and_pod_proxy(kube_api):
         wait_for(lambda: (kube_api.get("Endpoints", "vllm-api").get("subsets") or [{}])[0].get("addresses"),
                  what="endpoints")
         base = f"{kube_api.url}/api/v1/namespaces/default"
-        with urllib.request.urlopen(f"{base}/services/vllm-api:http/proxy/v1/models", timeout=5) as resp:
+        with kube_api.urlopen(f"{base}/services/vllm-api:http/proxy/v1/models", timeout=5) as resp:
             assert [m["id"] for m in json.loads(resp.read())["data"]] == ["home-llm"]
-        with urllib.request.urlopen(f"{base}/pods/{pod['metadata']['name']}:8000/proxy/health", timeout=5) as resp:
+        with kube_api.urlopen(f"{base}/pods/{pod['metadata']['name']}:8000/proxy/health", timeout=5) as resp:
             assert resp.status == 200
 
 
