@@ -144,3 +144,81 @@ def test_leases_give_optimistic_concurrency_and_real_status_bodies(api):
     with pytest.raises(ApiException) as invalid:
         leases.create_namespaced_lease(namespace, {"metadata": {"name": "Not_A_DNS_Name"}, "spec": {}})
     assert invalid.value.status == 422 and '"reason":"Invalid"' in invalid.value.body.replace(" ", "")
+
+
+def test_a_lease_update_needs_a_resource_version(api):
+    api_client, namespace = api
+    # plain JSON: the typed client turns a MicroTime into a datetime and prints it without its zero microseconds
+    Kube(api_client).request("POST", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases", body={
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "gpu-mode"},
+        "spec": {"holderIdentity": "switch-a", "leaseDurationSeconds": 60,
+                 "renewTime": "2025-06-01T10:00:00.000000Z"}})
+    unconditional = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "gpu-mode"},
+                     "spec": {"holderIdentity": "switch-b", "leaseDurationSeconds": 60}}
+    with pytest.raises(KubeError) as err:
+        Kube(api_client).request("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/gpu-mode",
+                                 body=unconditional)
+    assert err.value.status == 422 and err.value.body["message"] == (
+        'leases.coordination.k8s.io "gpu-mode" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be '
+        "specified for an update")
+    not_micro = dict(unconditional, spec={"renewTime": "2025-06-01T10:00:00Z"})
+    with pytest.raises(KubeError) as err:
+        Kube(api_client).request("POST", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
+                                 body=dict(not_micro, metadata={"name": "other"}))
+    assert err.value.status == 400 and 'cannot parse "Z" as ".000000"' in err.value.body["message"]
+
+
+def test_a_stale_resource_version_conflicts_on_patch_and_apply(api):
+    api_client, namespace = api
+    kube = Kube(api_client)
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    first = kube.request("POST", path, body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mode"},
+                                             "data": {"mode": "ml"}})
+    stale = first["metadata"]["resourceVersion"]
+    kube.request("PATCH", f"{path}/mode", body={"data": {"mode": "r1"}}, content_type="application/merge-patch+json")
+    conflict = ("Operation cannot be fulfilled on configmaps \"mode\": the object has been modified; please apply "
+                "your changes to the latest version and try again")
+    with pytest.raises(KubeError) as err:
+        kube.request("PATCH", f"{path}/mode", body={"metadata": {"resourceVersion": stale}, "data": {"mode": "x"}},
+                     content_type="application/merge-patch+json")
+    assert (err.value.status, err.value.body["message"]) == (409, conflict)
+    with pytest.raises(KubeError) as err:
+        kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "data": {"mode": "x"},
+                    "metadata": {"name": "mode", "namespace": namespace, "resourceVersion": stale}},
+                   field_manager=MANAGER, force=True)
+    assert (err.value.status, err.value.body["message"]) == (409, conflict)
+
+
+def test_a_watch_from_before_the_watch_cache_is_410_gone(api):
+    api_client, namespace = api
+    core = client.CoreV1Api(api_client)
+    with pytest.raises(ApiException) as err:
+        for _event in watch.Watch().stream(core.list_namespaced_config_map, namespace, resource_version="1",
+                                           timeout_seconds=5):
+            pass
+    assert err.value.status == 410 and "too old resource version: 1 (" in str(err.value.reason)
+
+
+def test_unauthenticated_and_unauthorized_requests(api):
+    api_client, namespace = api
+    base = api_client.configuration
+    anonymous = client.Configuration()
+    anonymous.host, anonymous.ssl_ca_cert = base.host, base.ssl_ca_cert
+    anonymous.api_key = {"authorization": "Bearer not-a-token"}
+    with client.ApiClient(anonymous) as bad:
+        with pytest.raises(ApiException) as err:
+            client.CoreV1Api(bad).list_namespaced_pod(namespace)
+        assert err.value.status == 401 and '"message":"Unauthorized"' in err.value.body.replace(" ", "")
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "router"}})
+    token = core.create_namespaced_service_account_token("router", namespace, {"spec": {}}).status.token
+    as_router = client.Configuration()
+    as_router.host, as_router.ssl_ca_cert = base.host, base.ssl_ca_cert
+    as_router.api_key = {"authorization": f"Bearer {token}"}
+    with client.ApiClient(as_router) as router:
+        with pytest.raises(ApiException) as err:
+            client.CoreV1Api(router).list_namespaced_secret(namespace)
+        body = err.value.body
+        assert err.value.status == 403
+        assert (f'secrets is forbidden: User \\"system:serviceaccount:{namespace}:router\\" cannot list resource '
+                f'\\"secrets\\" in API group \\"\\" in the namespace \\"{namespace}\\"') in body
