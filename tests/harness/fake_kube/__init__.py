@@ -16,7 +16,7 @@ What a real API server refuses, it refuses, with the upstream texts:
 - watches and lists (store.py, watching.py, listing.py): a watch cache per resource and etcd
   compaction, so old resourceVersions get 410 Gone; bookmarks every minute.
 
-The split between this package and the simulated controller manager (tests/harness/kubelet_sim.py):
+The split between this package and the simulated controller manager (the kubelet simulator):
 the API server stores, validates, admits and authorizes; it never acts on its own. Deleting an
 owner follows the propagation policy on the API side only (deletion.py: the owner goes, or waits
 behind the `foregroundDeletion` / `orphan` finalizer); deleting its dependents and removing those

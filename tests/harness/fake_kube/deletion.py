@@ -18,7 +18,7 @@ garbage-collection finalizers. The API server never deletes dependents itself.
 
 The split: the API side lives here; the garbage collector (owners gone -> dependents deleted,
 `foregroundDeletion` and `orphan` finalizers honoured and removed) is a controller, run by the
-simulated controller manager (tests/harness/kubelet_sim.py). Without it, dependents stay, as on a
+simulated controller manager (the kubelet simulator). Without it, dependents stay, as on a
 cluster whose kube-controller-manager is down.
 """
 

@@ -306,4 +306,3 @@ def user_info(name: str, groups: Iterable[str], uid: str = "") -> User:
 
 def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", reason="Unauthorized")
-

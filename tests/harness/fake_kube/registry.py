@@ -20,7 +20,7 @@ import yaml
 from . import admission, defaults, managed, preconditions, rbac, validation
 from .decode import DecodeError, decode
 from .deletion import Deletion
-from .errors import ApiError, already_exists, conflict, invalid, not_found, success_status
+from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .fields import SCHEMAS
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .resources import Resource, ResourceTable

@@ -102,9 +102,8 @@ def invalid(path: str, value: Any, detail: str, rendered: Optional[str] = None) 
 
 def not_supported(path: str, value: Any, supported: Iterable[str]) -> Dict[str, str]:
     values = ", ".join(json.dumps(v) for v in supported)
-    return field_error(path, f"Unsupported value: {go_value(value)}" + (f": supported values: {values}"
-                                                                       if values else ""),
-                       "FieldValueNotSupported")
+    detail = f": supported values: {values}" if values else ""
+    return field_error(path, f"Unsupported value: {go_value(value)}{detail}", "FieldValueNotSupported")
 
 
 def not_found(path: str, value: Any) -> Dict[str, str]:
@@ -452,8 +451,8 @@ def validate_container(container: Dict[str, Any], path: str, volumes: Dict[str, 
     errors += validate_resources(container.get("resources"), f"{path}.resources")
     for probe_kind in ("livenessProbe", "readinessProbe", "startupProbe"):
         if init and container.get(probe_kind) is not None and container.get("restartPolicy") != "Always":
-            errors.append(forbidden(f"{path}.{probe_kind}", f"may not be set for init containers without "
-                                                            "restartPolicy=Always"))
+            errors.append(forbidden(f"{path}.{probe_kind}",
+                                    "may not be set for init containers without restartPolicy=Always"))
             continue
         errors += validate_probe(container.get(probe_kind), f"{path}.{probe_kind}", probe_kind)
     errors += _enum(container.get("imagePullPolicy"), f"{path}.imagePullPolicy", ["Always", "IfNotPresent",
@@ -539,8 +538,8 @@ def validate_template_for_replicas(template: Any, path: str) -> Errors:
     if policy != "Always":
         errors.append(not_supported(f"{path}.spec.restartPolicy", policy or "", ["Always"]))
     if spec.get("activeDeadlineSeconds") is not None:
-        errors.append(forbidden(f"{path}.spec.activeDeadlineSeconds", "activeDeadlineSeconds in ReplicaSet is not "
-                                                                       "Supported"))
+        errors.append(forbidden(f"{path}.spec.activeDeadlineSeconds",
+                                "activeDeadlineSeconds in ReplicaSet is not Supported"))
     return errors
 
 
@@ -601,8 +600,8 @@ def validate_workload(kind: str, obj: Dict[str, Any], old: Optional[Dict[str, An
         deadline = spec.get("progressDeadlineSeconds")
         if isinstance(deadline, int):
             if deadline <= int(spec.get("minReadySeconds") or 0):
-                errors.append(invalid("spec.progressDeadlineSeconds", deadline, "must be greater than "
-                                                                                 "minReadySeconds"))
+                errors.append(invalid("spec.progressDeadlineSeconds", deadline,
+                                      "must be greater than minReadySeconds"))
     if kind == "StatefulSet":
         errors += _enum(spec.get("podManagementPolicy"), "spec.podManagementPolicy", ["OrderedReady", "Parallel"])
         errors += _enum((spec.get("updateStrategy") or {}).get("type"), "spec.updateStrategy.type",

@@ -147,4 +147,3 @@ def _accepts_as(request: web.Request) -> str:
         if params.get("as") == "Table" and params.get("v") in ("v1", "v1beta1"):
             return "Table"
     return ""
-

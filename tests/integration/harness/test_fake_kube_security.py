@@ -191,3 +191,24 @@ def test_kubectl_auth_can_i_and_whoami(ml, kubeconfig_for, kubectl_bin, tmp_path
     forbidden = kubectl("get", "nodes")
     assert forbidden.returncode == 1 and 'User "system:serviceaccount:ml:router" cannot list resource "nodes"' in \
         forbidden.stderr
+
+
+def test_the_collections_client_options_meet_real_tls(ml, kubeconfig_for):
+    """module_utils/kube.py's `host`/`api_key`/`ca_cert`/`validate_certs` options, against a server that checks."""
+    from ansible_collections.baremetal.gpu.plugins.module_utils.kube import Kube, KubeError
+
+    token = ml.service_account_token("ml", "router")
+    trusted = Kube.from_params({"host": ml.url, "api_key": token, "ca_cert": ml.ca_file})
+    assert trusted.request("GET", "/version")["minor"] == "32"
+    with pytest.raises(KubeError) as err:
+        trusted.request("GET", "/api/v1/namespaces/ml/secrets")
+    assert err.value.status == 403
+    untrusted = Kube.from_params({"host": ml.url, "api_key": token})
+    with pytest.raises(KubeError) as err:
+        untrusted.request("GET", "/version")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(err.value)
+    unverified = Kube.from_params({"host": ml.url, "api_key": token, "validate_certs": False})
+    with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
+        assert unverified.request("GET", "/version")["minor"] == "32"
+    for kube in (trusted, untrusted, unverified):
+        kube.close()

@@ -17,8 +17,8 @@ from tests.harness.fake_kube.rbac import RequestAttributes, User, forbidden, req
     ("GET", "/api/v1/namespaces/ml", {}, ("get", "", "namespaces", "", "ml", "ml")),
     ("PUT", "/api/v1/namespaces/ml/finalize", {}, ("update", "", "namespaces", "finalize", "ml", "ml")),
     ("GET", "/api/v1/nodes", {}, ("list", "", "nodes", "", "", "")),
-    ("GET", "/api/v1/namespaces/ml/services/vllm:8000/proxy/v1/models", {}, ("get", "", "services", "proxy", "ml",
-                                                                              "vllm:8000")),
+    ("GET", "/api/v1/namespaces/ml/services/vllm:8000/proxy/v1/models", {},
+     ("get", "", "services", "proxy", "ml", "vllm:8000")),
 ])
 def test_resource_request_attributes(method, path, query, expected):
     attrs = request_attributes(method, path, query)
