@@ -203,7 +203,7 @@ def test_unauthenticated_and_unauthorized_requests(api):
     api_client, namespace = api
     base = api_client.configuration
     anonymous = client.Configuration()
-    anonymous.host, anonymous.ssl_ca_cert = base.host, base.ssl_ca_cert
+    anonymous.host, anonymous.ssl_ca_cert, anonymous.verify_ssl = base.host, base.ssl_ca_cert, base.verify_ssl
     anonymous.api_key = {"authorization": "Bearer not-a-token"}
     with client.ApiClient(anonymous) as bad:
         with pytest.raises(ApiException) as err:
@@ -213,7 +213,7 @@ def test_unauthenticated_and_unauthorized_requests(api):
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "router"}})
     token = core.create_namespaced_service_account_token("router", namespace, {"spec": {}}).status.token
     as_router = client.Configuration()
-    as_router.host, as_router.ssl_ca_cert = base.host, base.ssl_ca_cert
+    as_router.host, as_router.ssl_ca_cert, as_router.verify_ssl = base.host, base.ssl_ca_cert, base.verify_ssl
     as_router.api_key = {"authorization": f"Bearer {token}"}
     with client.ApiClient(as_router) as router:
         with pytest.raises(ApiException) as err:
