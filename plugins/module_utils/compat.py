@@ -21,8 +21,15 @@ import math
 import re
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import compat_data as data
-from ansible_collections.baremetal.gpu.plugins.module_utils import models as catalog
+from ansible_collections.baremetal.gpu.plugins.module_utils import models
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu import lookup_gpu, brand_key, product_class
+from ansible_collections.baremetal.gpu.plugins.module_utils.versions import (
+    branch_of,
+    compare as _vcmp,
+    cuda_minor,
+    parse_driver_version,
+    version_tuple,
+)
 from ansible_collections.baremetal.gpu.plugins.module_utils.oci import (
     RegistryError,
     cuda_version_from_config,
@@ -38,55 +45,25 @@ CODES = (
     "gpu_memory_oversubscribed", "unknown_image", "unknown_model", "vllm_too_old", "package_missing",
 )
 SEVERITIES = ("info", "warn", "fail")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
+# What --dtype accepts: "auto" (the checkpoint's) or a dtype whose width the data knows, and vLLM's aliases.
+DTYPES = ("auto",) + tuple(sorted(data.DTYPE_BYTES))
+DTYPE_CHOICES = list(DTYPES) + sorted(data.DTYPE_ALIASES)
+# --kv-cache-dtype values, with the bytes per element of each (None: the model's dtype).
 KV_CACHE_DTYPES = {"auto": None, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
 ERROR_804 = ("RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions "
              "before calling NumCudaDevices() that might have already set an error? Error 804: forward "
              "compatibility was attempted on non supported HW")
 
-_VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
 _TAG_RE = re.compile(r"^v?(\d+\.\d+\.\d+(?:\.post\d+|\.\d+)?)(?:-(.+))?$")
 
 
 # --- small helpers -------------------------------------------------------------------------------------
 
-def version_tuple(value):
-    """``"570.195.03"`` -> (570, 195, 3); ``"0.8.5.post1"`` -> (0, 8, 5, 0, 1)."""
-    return _version_tuple(str(value))
-
-
-@functools.lru_cache(maxsize=4096)
-def _version_tuple(value):
-    parts = []
-    for piece in re.split(r"[.]", str(value)):
-        match = re.match(r"^(post)?(\d+)", piece)
-        if not match:
-            continue
-        if match.group(1):
-            parts.extend([0, int(match.group(2))])
-        else:
-            parts.append(int(match.group(2)))
-    return tuple(parts)
-
-
-def _vcmp(a, b):
-    ta, tb = version_tuple(a), version_tuple(b)
-    width = max(len(ta), len(tb))
-    ta, tb = ta + (0,) * (width - len(ta)), tb + (0,) * (width - len(tb))
-    return (ta > tb) - (ta < tb)
-
-
-def cuda_minor(value):
-    """``"12.9.1"`` -> ``"12.9"``; None for None."""
-    if not value:
-        return None
-    parts = str(value).split(".")
-    return "%s.%s" % (parts[0], parts[1] if len(parts) > 1 else "0")
-
-
 def reason(code, severity, message, fix=None):
     if code not in CODES:
         raise ValueError("unknown reason code %r" % code)
+    if severity not in SEVERITIES:
+        raise ValueError("unknown severity %r" % severity)
     return {"code": code, "severity": severity, "message": message, "fix": fix}
 
 
@@ -112,10 +89,6 @@ def driver_cuda_from_version(driver_version):
             if best is None or _vcmp(row["cuda"], best) > 0:
                 best = row["cuda"]
     return best
-
-
-def driver_branch(driver_version):
-    return version_tuple(driver_version)[0] if driver_version else None
 
 
 # --- image -------------------------------------------------------------------------------------------
@@ -317,7 +290,7 @@ def normalize_node(node):
     driver = node.get("driver_version")
     if driver is not None:
         driver = str(driver).strip()
-        if not _VERSION_RE.match(driver):
+        if parse_driver_version(driver) is None:
             raise ValueError("node.driver_version must look like 570.195.03, got %r" % node.get("driver_version"))
     installed = node.get("driver_installed")
     if installed is None:
@@ -391,7 +364,7 @@ def normalize_model(model):
     name = model.get("name")
     if not name or not isinstance(name, str):
         raise ValueError("model.name is required (a Hugging Face repository or served path)")
-    entry = catalog.find_model(name)
+    entry = models.find_model(name)
     out = {"name": name}
     dtype = str(model.get("dtype") or "auto").strip().lower()
     dtype = data.DTYPE_ALIASES.get(dtype, dtype)
@@ -441,7 +414,7 @@ def _driver_rules(image, node, gpus, model):
     cuda = image.get("cuda")
     needed = min_driver_for_cuda(cuda)
     if not node["driver_installed"] or not node["driver_version"]:
-        wanted = " >= %s (branch R%s or newer)" % (needed, driver_branch(needed)) if needed else ""
+        wanted = " >= %s (branch R%s or newer)" % (needed, branch_of(needed)) if needed else ""
         out.append(reason(
             "driver_too_old", "fail",
             "no NVIDIA driver on the node%s" % (": %s" % node["reason"] if node.get("reason") else ""),
@@ -452,12 +425,12 @@ def _driver_rules(image, node, gpus, model):
     driver_cuda = node["cuda_driver_version"]
     if driver_cuda and version_tuple(cuda_minor(cuda)) <= version_tuple(driver_cuda):
         return out
-    branch = driver_branch(node["driver_version"])
+    branch = branch_of(node["driver_version"])
     min_cc = min(gpu["compute_capability"] for gpu in gpus) if gpus else None
     suggestion = newest_tag_for(driver_cuda, min_cc=min_cc, min_vllm=model.get("min_vllm"))
     tag_fix = ("use image %s:%s (CUDA %s)" % (image["repository"], suggestion[0], suggestion[1])
                if suggestion else None)
-    driver_fix = "install NVIDIA driver >= %s (branch R%s or newer)" % (needed, driver_branch(needed)) if needed else None
+    driver_fix = "install NVIDIA driver >= %s (branch R%s or newer)" % (needed, branch_of(needed)) if needed else None
     fixes = " or ".join(f for f in (tag_fix, driver_fix) if f)
     head = ("%s is built on CUDA %s but driver %s supports CUDA %s"
             % (image["reference"], cuda, node["driver_version"], driver_cuda or "?"))
@@ -493,7 +466,8 @@ def _driver_rules(image, node, gpus, model):
         out.append(reason("forward_compat_unsupported", "fail", message, fixes))
         return out
     branches = image.get("forward_compat_branches")
-    covered = bool(branches) and branch in branches
+    # Branches are strings ("570") everywhere; the data and NVIDIA_REQUIRE_CUDA list them as numbers.
+    covered = bool(branches) and int(branch) in branches
     require = image.get("nvidia_require_cuda")
     if require:
         # The image's own NVIDIA_REQUIRE_CUDA decides, per brand, as the NVIDIA container runtime does.
@@ -675,7 +649,7 @@ def _fallback_model(model, total_mib, tokens):
     name = model.get("fallback")
     while name and name not in seen:
         seen.add(name)
-        entry = catalog.find_model(name)
+        entry = models.find_model(name)
         if entry is None:
             return None
         candidate, _entry = normalize_model(dict(

@@ -234,16 +234,6 @@ CUDA_MIN_DRIVER = [
     {"cuda": "11.0", "min_driver": "450.36.06"},
 ]
 
-# Minor version compatibility (Table 2 of the release notes; source: cuda_release_notes): an
-# application built with any toolkit of a major family runs, with a limited feature set (no PTX JIT
-# of newer PTX), on a driver at or above this version. Across major versions only forward
-# compatibility (datacenter cards) helps.
-MINOR_VERSION_COMPAT_MIN_DRIVER = {
-    "11": "450.80.02",
-    "12": "525.60.13",
-    "13": "580.65.06",
-}
-
 # Driver branches an image's cuda-compat package accepts below its CUDA version, as NVIDIA lists them
 # in NVIDIA_REQUIRE_CUDA of the nvidia/cuda base images (on datacenter and workstation brands only;
 # geforce and titan are never listed). A registry lookup reads the image's own list and wins.

@@ -36,7 +36,6 @@ except ImportError:  # pragma: no cover
 
 MAX_INTERVAL = 0.5
 EXCERPT = 300
-PHASES = ("health", "models", "inference")
 
 
 class FetchError(Exception):

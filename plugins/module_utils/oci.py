@@ -44,6 +44,8 @@ from urllib import error as urlerror
 from urllib import parse as urlparse
 from urllib import request as urlrequest
 
+from ansible_collections.baremetal.gpu.plugins.module_utils.versions import satisfies, version_tuple
+
 DEFAULT_REGISTRY = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 DEFAULT_TAG = "latest"
@@ -598,18 +600,15 @@ def fetch_image_config(
 
 # --- NVIDIA container metadata -------------------------------------------------------------------
 
-_VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?\s*$")
+_CUDA_VERSION_RE = re.compile(r"^\s*\d+\.\d+(?:\.\d+)?\s*$")
 _CONSTRAINT_RE = re.compile(r"^([a-z]+)(>=|<=|==|=|>|<)(.+)$")
 
 
 def parse_cuda_version(value):
     """``"12.9.1"`` or ``"12.9"`` -> (12, 9); None when ``value`` is empty or not a version."""
-    if not value or not isinstance(value, str):
+    if not value or not isinstance(value, str) or not _CUDA_VERSION_RE.match(value):
         return None
-    match = _VERSION_RE.match(value)
-    if not match:
-        return None
-    return int(match.group(1)), int(match.group(2))
+    return version_tuple(value)[:2]
 
 
 def parse_nvidia_require_cuda(value):
@@ -654,27 +653,6 @@ def parse_nvidia_require_cuda(value):
     return result
 
 
-def _version_tuple(value):
-    parts = []
-    for piece in str(value).strip().split("."):
-        digits = re.match(r"\d+", piece)
-        parts.append(int(digits.group(0)) if digits else 0)
-    return tuple(parts)
-
-
-def _compare(left, op, right):
-    width = max(len(left), len(right))
-    left = left + (0,) * (width - len(left))
-    right = right + (0,) * (width - len(right))
-    return {
-        ">=": left >= right,
-        "<=": left <= right,
-        ">": left > right,
-        "<": left < right,
-        "=": left == right,
-    }[op]
-
-
 def nvidia_require_satisfied(value, driver_cuda, driver_version=None, brand=None, arch=None):
     """Whether an NVIDIA_REQUIRE_CUDA value accepts a host, as the NVIDIA container runtime decides.
 
@@ -686,18 +664,14 @@ def nvidia_require_satisfied(value, driver_cuda, driver_version=None, brand=None
     parsed = parse_nvidia_require_cuda(value)
     if not parsed["alternatives"]:
         return True
-    facts = {
-        "cuda": _version_tuple(driver_cuda) if driver_cuda else None,
-        "driver": _version_tuple(driver_version) if driver_version else None,
-        "arch": _version_tuple(arch) if arch else None,
-    }
+    facts = {"cuda": driver_cuda, "driver": driver_version, "arch": arch}
     for conditions in parsed["alternatives"]:
         ok = True
         for key, op, operand in conditions:
             if key == "brand":
                 ok = brand is not None and (brand.lower() == operand) == (op == "=")
             else:
-                ok = facts[key] is not None and _compare(facts[key], op, _version_tuple(operand))
+                ok = bool(facts[key]) and satisfies(facts[key], op, operand)
             if not ok:
                 break
         if ok:

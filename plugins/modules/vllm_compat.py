@@ -53,7 +53,7 @@ options:
       dtype:
         description: C(--dtype); C(auto) is the checkpoint's.
         type: str
-        choices: [auto, bfloat16, float16, float32, half, bf16, fp16, float, fp32]
+        choices: [auto, bfloat16, float16, float32, bf16, float, fp16, fp32, half]
         default: auto
       quantization:
         description: C(--quantization), for example C(awq), C(awq_marlin), C(gptq), C(gptq_marlin), C(fp8); null for none.
@@ -293,14 +293,13 @@ def summary(result):
 def main():
     model_spec = dict(
         name=dict(type="str", required=True),
-        dtype=dict(type="str", default="auto",
-                   choices=["auto", "bfloat16", "float16", "float32", "half", "bf16", "fp16", "float", "fp32"]),
+        dtype=dict(type="str", default="auto", choices=compat.DTYPE_CHOICES),
         quantization=dict(type="str"),
         max_model_len=dict(type="int"),
         tensor_parallel_size=dict(type="int", default=1),
         gpu_memory_utilization=dict(type="float", default=0.9),
         enforce_eager=dict(type="bool", default=False),
-        kv_cache_dtype=dict(type="str", default="auto", choices=["auto", "fp8", "fp8_e4m3", "fp8_e5m2"]),
+        kv_cache_dtype=dict(type="str", default="auto", choices=sorted(compat.KV_CACHE_DTYPES)),
         params_b=dict(type="float"),
         weights_gib=dict(type="float"),
         num_layers=dict(type="int"),
