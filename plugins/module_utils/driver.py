@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: baremetal.gpu maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure logic behind the ``nvidia_driver`` and ``nvidia_container_toolkit`` roles.
+"""Pure logic behind the ``nvidia_driver`` role: packages, repositories, pins, plans, reboots, Secure Boot.
 
-Plain functions over plain data (strings, dicts, lists): no Ansible, no I/O. The module
-``baremetal.gpu.nvidia_driver_plan`` gathers the node's state and calls them; the unit tests call
-them directly.
+Plain functions over plain data (strings, dicts, lists): no Ansible, no I/O. ``driver_state.py``
+reads a node's state for them (module ``baremetal.gpu.nvidia_driver_plan``); the unit tests call them
+directly. The supported platforms are ``platforms.py``'s, the container toolkit's logic is
+``container_toolkit.py``.
 
 Sources for the package names and repository layouts (checked 2026-11; NVIDIA's servers are not
 reachable from the test machines, so names marked "NVIDIA repo" are taken from NVIDIA's documentation
@@ -19,10 +20,6 @@ and NVIDIA/ansible-role-nvidia-driver, not from a live index):
   with cuda-drivers-<branch> / nvidia-open-<branch> (apt, branches < 590), nvidia-driver-pinning-<branch>
   plus cuda-drivers / nvidia-open (apt, 590 and later, after NVIDIA's package renames), and dnf module
   streams nvidia-driver:<branch>-dkms / nvidia-driver:<branch>-open (RHEL 9).
-- NVIDIA container toolkit repo: https://nvidia.github.io/libnvidia-container/stable/{deb,rpm}/...
-- k3s containerd runtime detection: k3s-io/k3s pkg/agent/containerd/runtimes.go; the default-runtime
-  option and built-in RuntimeClasses came with v1.29.0+k3s1, v1.28.5+k3s1, v1.27.9+k3s1 and
-  v1.26.12+k3s1 (k3s-io/k3s#8700, #8751).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,41 +28,8 @@ __metaclass__ = type
 
 import re
 
-# --------------------------------------------------------------------------------------------------
-# Platforms
-# --------------------------------------------------------------------------------------------------
+from ansible_collections.baremetal.gpu.plugins.module_utils.versions import branch_of, parse_driver_version
 
-#: Supported (distribution, release) -> what the roles need to know about it.
-#: ``distro_branches``: the driver branches the distribution's own archive serves.
-#: ``cuda_repo_arches``: NVIDIA CUDA repository directory per ``ansible_architecture``.
-PLATFORMS = {
-    ("Ubuntu", "22.04"): {
-        "family": "Debian", "codename": "jammy", "cuda_repo_dist": "ubuntu2204",
-        "distro_branches": None, "cuda_repo_arches": {"x86_64": "x86_64", "aarch64": "sbsa"},
-    },
-    ("Ubuntu", "24.04"): {
-        "family": "Debian", "codename": "noble", "cuda_repo_dist": "ubuntu2404",
-        "distro_branches": None, "cuda_repo_arches": {"x86_64": "x86_64", "aarch64": "sbsa"},
-    },
-    ("Debian", "12"): {
-        "family": "Debian", "codename": "bookworm", "cuda_repo_dist": "debian12",
-        "distro_branches": ["535"], "cuda_repo_arches": {"x86_64": "x86_64"},
-    },
-    ("Debian", "13"): {
-        "family": "Debian", "codename": "trixie", "cuda_repo_dist": "debian13",
-        "distro_branches": ["550"], "cuda_repo_arches": {"x86_64": "x86_64"},
-    },
-    ("Rocky", "9"): {
-        "family": "RedHat", "codename": None, "cuda_repo_dist": "rhel9",
-        "distro_branches": [], "cuda_repo_arches": {"x86_64": "x86_64", "aarch64": "sbsa"},
-    },
-    ("RedHat", "9"): {
-        "family": "RedHat", "codename": None, "cuda_repo_dist": "rhel9",
-        "distro_branches": [], "cuda_repo_arches": {"x86_64": "x86_64", "aarch64": "sbsa"},
-    },
-}
-
-ARCHITECTURES = ("x86_64", "aarch64")
 SOURCES = ("distro", "cuda")
 
 CUDA_REPO_BASE = "https://developer.download.nvidia.com/compute/cuda/repos"
@@ -77,66 +41,21 @@ class DriverError(ValueError):
     """A request the roles must refuse, with a message meant for the operator."""
 
 
-def release_of(distribution, version, major_version=None):
-    """The release as the support table names it: Ubuntu "24.04", the others their major version."""
-    if distribution == "Ubuntu":
-        return str(version)
-    return str(major_version if major_version not in (None, "") else str(version).split(".", maxsplit=1)[0])
-
-
-def supported_list():
-    """Human-readable list of supported platforms, e.g. "Debian 12, Debian 13, ..."."""
-    return ", ".join("%s %s" % key for key in sorted(PLATFORMS))
-
-
-def platform(distribution, version, major_version=None, architecture="x86_64"):
-    """Look up a platform; raise DriverError naming the OS and the supported list when unsupported."""
-    release = release_of(distribution, version, major_version)
-    info = PLATFORMS.get((distribution, release))
-    if info is None or architecture not in ARCHITECTURES:
-        raise DriverError(
-            "%s %s (%s) is not supported by the nvidia_driver role. Supported: %s, on %s."
-            % (distribution, release, architecture, supported_list(), " or ".join(ARCHITECTURES))
-        )
-    result = dict(info)
-    result.update({"distribution": distribution, "release": release, "architecture": architecture})
-    return result
-
-
 # --------------------------------------------------------------------------------------------------
 # Versions and branches
 # --------------------------------------------------------------------------------------------------
 
 _BRANCH_RE = re.compile(r"^\d{3}$")
-_DRIVER_VERSION_RE = re.compile(r"^(\d{3})\.(\d{1,3})(?:\.(\d{1,3}))?$")
-
-
 def normalize_branch(branch):
     """Return a branch as a three-digit string ("580"); accept 580, "580", "R580", "580.159.04"."""
     text = str(branch).strip()
     if text[:1] in ("r", "R"):
         text = text[1:]
-    if _DRIVER_VERSION_RE.match(text):
-        text = text.split(".", maxsplit=1)[0]
+    if parse_driver_version(text) is not None:
+        text = branch_of(text)
     if not _BRANCH_RE.match(text):
         raise DriverError("nvidia_driver_branch must be a driver branch such as \"580\", got %r" % (branch,))
     return text
-
-
-def parse_driver_version(version):
-    """Split a driver version "580.159.04" into a tuple of ints (580, 159, 4); None if not one."""
-    if version is None:
-        return None
-    match = _DRIVER_VERSION_RE.match(str(version).strip())
-    if not match:
-        return None
-    return tuple(int(part) for part in match.groups() if part is not None)
-
-
-def branch_of(version):
-    """Branch of a driver version ("580.159.04" -> "580"); None when the version is not a driver version."""
-    parsed = parse_driver_version(version)
-    return None if parsed is None else "%03d" % parsed[0]
 
 
 def upstream_version(package_version):
@@ -174,22 +93,6 @@ def parse_proc_version(text):
         "kernel_module_type": "open" if match.group("open") else "proprietary",
         "architecture": match.group("arch"),
     }
-
-
-def parse_nvidia_smi_csv(text):
-    """Parse ``nvidia-smi --query-gpu=index,uuid,name,driver_version,memory.total --format=csv,noheader,nounits``."""
-    gpus = []
-    for line in (text or "").splitlines():
-        parts = [part.strip() for part in line.split(",")]
-        if len(parts) < 5 or not parts[0].isdigit():
-            continue
-        try:
-            memory = int(float(parts[4]))
-        except ValueError:
-            memory = None
-        gpus.append({"index": int(parts[0]), "uuid": parts[1], "name": parts[2],
-                     "driver_version": parts[3], "memory_total_mib": memory})
-    return gpus
 
 
 # --------------------------------------------------------------------------------------------------
@@ -408,9 +311,6 @@ def cuda_repo_key_url(plat, base=CUDA_REPO_BASE):
 # The plan: what the role does on this node
 # --------------------------------------------------------------------------------------------------
 
-ACTIONS = ("none", "install", "load", "refuse", "change_branch", "adopt")
-
-
 def plan(wanted_branch, installed, loaded, open_kernel_module=True, allow_branch_change=False,
          kernel_module=True):
     """Decide what the role does, from the wanted branch and the node's state.
@@ -606,96 +506,3 @@ def drain_plan(is_k3s_node, local_kubeconfig=False, delegate=None, node_name=Non
             "reason": "This is a k3s agent node with no kubeconfig, so it cannot drain itself. Set "
                       "nvidia_driver_drain_delegate to a k3s server in the inventory, or drain it by hand "
                       "and set nvidia_driver_drain: false."}
-
-
-# --------------------------------------------------------------------------------------------------
-# NVIDIA container toolkit
-# --------------------------------------------------------------------------------------------------
-
-TOOLKIT_REPO_BASE = "https://nvidia.github.io/libnvidia-container/stable"
-TOOLKIT_KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
-TOOLKIT_PACKAGES = ["nvidia-container-toolkit", "nvidia-container-toolkit-base",
-                    "libnvidia-container-tools", "libnvidia-container1"]
-ENGINES = ("auto", "k3s", "containerd", "docker", "none")
-_DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-_TOOLKIT_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:~rc\.\d+)?-\d+$")
-
-
-def toolkit_package_specs(family, version, packages=None):
-    """Pinned package specs: apt "name=1.18.0-1", dnf "name-1.18.0-1"."""
-    if not _TOOLKIT_VERSION_RE.match(str(version)):
-        raise DriverError("nvidia_container_toolkit_version must look like 1.18.0-1, got %r" % (version,))
-    sep = "=" if family == "Debian" else "-"
-    return ["%s%s%s" % (name, sep, version) for name in (packages or TOOLKIT_PACKAGES)]
-
-
-def toolkit_repo_url(family, architecture, base=TOOLKIT_REPO_BASE):
-    """Repository URL: apt ".../stable/deb/amd64", dnf ".../stable/rpm/x86_64"."""
-    if architecture not in _DEB_ARCH:
-        raise DriverError("the NVIDIA container toolkit repository has no %s packages" % architecture)
-    if family == "Debian":
-        return "%s/deb/%s" % (base.rstrip("/"), _DEB_ARCH[architecture])
-    return "%s/rpm/%s" % (base.rstrip("/"), architecture)
-
-
-def select_engine(requested, k3s=False, containerd=False, docker=False):
-    """The container engine to configure: the requested one, or with "auto" the first present of
-    k3s, containerd, docker ("none" when there is none)."""
-    if requested not in ENGINES:
-        raise DriverError("nvidia_container_toolkit_engine must be one of %s, got %r"
-                          % (", ".join(ENGINES), requested))
-    if requested != "auto":
-        return requested
-    for name, present in (("k3s", k3s), ("containerd", containerd), ("docker", docker)):
-        if present:
-            return name
-    return "none"
-
-
-_K3S_VERSION_RE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
-#: First releases of each minor line with `default-runtime` and built-in RuntimeClasses (k3s#8751).
-_K3S_DEFAULT_RUNTIME_SINCE = {(1, 26): 12, (1, 27): 9, (1, 28): 5}
-
-
-def k3s_version(text):
-    """(major, minor, patch) from ``k3s --version`` output or a version string; None if absent."""
-    match = _K3S_VERSION_RE.search(text or "")
-    return tuple(int(x) for x in match.groups()) if match else None
-
-
-def k3s_supports_default_runtime(version):
-    """Whether this k3s has the ``default-runtime`` option and the built-in ``nvidia`` RuntimeClass."""
-    parsed = k3s_version(version) if not isinstance(version, tuple) else version
-    if parsed is None:
-        return False
-    major, minor, patch = parsed
-    if (major, minor) >= (1, 29):
-        return True
-    since = _K3S_DEFAULT_RUNTIME_SINCE.get((major, minor))
-    return since is not None and patch >= since
-
-
-def containerd_config_has_nvidia(text, runtime="nvidia"):
-    """Whether a containerd config.toml (k3s-generated or not) defines the ``runtime`` runtime."""
-    pattern = re.compile(r"^\s*\[plugins\.[^\]]*runtimes\.[\"']?%s[\"']?\]\s*$" % re.escape(runtime), re.M)
-    return bool(pattern.search(text or ""))
-
-
-def parse_cdi_list(text):
-    """CDI device names from ``nvidia-ctk cdi list`` output (lines like "nvidia.com/gpu=0")."""
-    names = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if re.match(r"^[a-z0-9.-]+/[a-z0-9.-]+=\S+$", line):
-            names.append(line)
-    return names
-
-
-def cdi_missing_gpus(cdi_names, gpus):
-    """GPUs (from nvidia-smi: index and uuid) with no CDI device by index or by UUID; [] when all listed."""
-    listed = set(name.split("=", 1)[1] for name in cdi_names if name.startswith("nvidia.com/gpu="))
-    missing = []
-    for gpu in gpus or []:
-        if str(gpu.get("index")) not in listed and gpu.get("uuid") not in listed:
-            missing.append(gpu)
-    return missing

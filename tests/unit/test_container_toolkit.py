@@ -1,10 +1,10 @@
-"""Unit tests of the nvidia_container_toolkit role's logic (module_utils/driver.py, filters)."""
+"""Unit tests of the nvidia_container_toolkit role's logic (module_utils/container_toolkit.py, its filters)."""
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.baremetal.gpu.plugins.filter.driver import FilterModule
-from ansible_collections.baremetal.gpu.plugins.module_utils import driver as d
+from ansible_collections.baremetal.gpu.plugins.filter.container_toolkit import FilterModule
+from ansible_collections.baremetal.gpu.plugins.module_utils import container_toolkit as d
 
 # Output of the real `nvidia-ctk runtime configure --runtime=containerd --dry-run` (toolkit 1.18.0, the
 # build the molecule mirror holds), drop-in part.
@@ -52,7 +52,7 @@ def test_package_specs_apt_and_dnf():
 
 @pytest.mark.parametrize("version", ["1.18.0", "latest", "", "1.18-1"])
 def test_package_specs_refuse_unpinned_versions(version):
-    with pytest.raises(d.DriverError):
+    with pytest.raises(d.ToolkitError):
         d.toolkit_package_specs("Debian", version)
     with pytest.raises(AnsibleFilterError):
         FILTERS["nvidia_toolkit_package_specs"]("Debian", version)
@@ -62,7 +62,7 @@ def test_repo_urls_follow_nvidias_layout_and_mirrors():
     assert d.toolkit_repo_url("Debian", "x86_64") == "https://nvidia.github.io/libnvidia-container/stable/deb/amd64"
     assert d.toolkit_repo_url("Debian", "aarch64", "http://127.0.0.1:8099/") == "http://127.0.0.1:8099/deb/arm64"
     assert d.toolkit_repo_url("RedHat", "aarch64").endswith("/stable/rpm/aarch64")
-    with pytest.raises(d.DriverError):
+    with pytest.raises(d.ToolkitError):
         d.toolkit_repo_url("Debian", "ppc64le")
 
 

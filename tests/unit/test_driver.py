@@ -1,24 +1,27 @@
-"""Unit tests of the nvidia_driver role's logic (plugins/module_utils/driver.py)."""
+"""Unit tests of the nvidia_driver role's logic (plugins/module_utils/driver.py, platforms.py, versions.py)."""
+
+import pathlib
 
 import pytest
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import driver as d
+from ansible_collections.baremetal.gpu.plugins.module_utils import platforms, versions
 
-# Real /proc/driver/nvidia/version texts: the H100 machine (open module) and a Debian 535 (proprietary).
-PROC_OPEN_580 = (
-    "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  "
-    "(dvs-builder@U22-I3-AE18-23-3)  Thu Jul 10 22:08:46 UTC 2025\n"
-    "GCC version:  gcc version 13.3.0 (Ubuntu 13.3.0-6ubuntu2~24.04)\n"
-)
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
+# /proc/driver/nvidia/version as the H100 machine wrote it (open module, a Nix-built driver: "nixbld@").
+PROC_OPEN_580 = (FIXTURES / "h100-80gb-driver-580.159.04" / "proc-driver-nvidia-version.txt").read_text()
+# Hand-written in the format of NVIDIA's proprietary module (the first line of its version file names no
+# "Open Kernel Module"); no machine with one was captured.
 PROC_PROPRIETARY_535 = (
     "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.261.03  Wed Jul 30 20:04:10 UTC 2025\n"
     "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"
 )
+# Hand-written: the open module built for aarch64.
 PROC_OPEN_ARM = "NVRM version: NVIDIA UNIX Open Kernel Module for aarch64  570.133.20  Release Build  (x)\n"
 
 
 def plat(distribution, version, arch="x86_64"):
-    return d.platform(distribution, version, version.split(".")[0], arch)
+    return platforms.platform(distribution, version, version.split(".")[0], arch)
 
 
 # --- platforms ---------------------------------------------------------------------------------------
@@ -37,7 +40,7 @@ def test_supported_platforms(distribution, version, family, codename):
 
 
 def test_debian_point_release_maps_to_major():
-    assert d.platform("Debian", "12.8", "12", "x86_64")["release"] == "12"
+    assert platforms.platform("Debian", "12.8", "12", "x86_64")["release"] == "12"
 
 
 @pytest.mark.parametrize("distribution,version,major,arch", [
@@ -47,8 +50,8 @@ def test_debian_point_release_maps_to_major():
     ("Ubuntu", "24.04", "24", "ppc64le"),
 ])
 def test_unsupported_platform_names_os_and_supported_list(distribution, version, major, arch):
-    with pytest.raises(d.DriverError) as err:
-        d.platform(distribution, version, major, arch)
+    with pytest.raises(platforms.UnsupportedPlatform) as err:
+        platforms.platform(distribution, version, major, arch)
     message = str(err.value)
     assert "%s %s" % (distribution, version if distribution == "Ubuntu" else major) in message
     assert arch in message
@@ -71,12 +74,12 @@ def test_normalize_branch_rejects(bad):
 
 
 def test_parse_and_order_driver_versions():
-    assert d.parse_driver_version("580.159.04") == (580, 159, 4)
-    assert d.parse_driver_version("570.86") == (570, 86)
-    assert d.parse_driver_version("1.18.0") is None
-    assert d.branch_of("550.163.01") == "550"
-    assert d.branch_of("garbage") is None
-    assert d.parse_driver_version("580.95.05") < d.parse_driver_version("580.159.04")
+    assert versions.parse_driver_version("580.159.04") == (580, 159, 4)
+    assert versions.parse_driver_version("570.86") == (570, 86)
+    assert versions.parse_driver_version("1.18.0") is None
+    assert versions.branch_of("550.163.01") == "550"
+    assert versions.branch_of("garbage") is None
+    assert versions.parse_driver_version("580.95.05") < versions.parse_driver_version("580.159.04")
 
 
 @pytest.mark.parametrize("package_version,upstream", [
@@ -105,16 +108,6 @@ def test_parse_proc_version_proprietary_and_arm():
 @pytest.mark.parametrize("text", [None, "", "no nvidia here\n"])
 def test_parse_proc_version_nothing_loaded(text):
     assert d.parse_proc_version(text) is None
-
-
-def test_parse_nvidia_smi_csv():
-    text = ("0, GPU-5e0c9f1a-1111-2222-3333-444455556666, NVIDIA H100 80GB HBM3, 580.159.04, 81559\n"
-            "1, GPU-aa, NVIDIA H100 80GB HBM3, 580.159.04, [N/A]\n"
-            "No devices were found\n")
-    gpus = d.parse_nvidia_smi_csv(text)
-    assert [g["index"] for g in gpus] == [0, 1]
-    assert gpus[0]["memory_total_mib"] == 81559 and gpus[1]["memory_total_mib"] is None
-    assert gpus[0]["name"] == "NVIDIA H100 80GB HBM3"
 
 
 # --- installed packages -------------------------------------------------------------------------------
