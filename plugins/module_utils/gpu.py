@@ -240,7 +240,10 @@ def _read(path):
 
 
 def kernel_module_facts(proc_root="/proc"):
-    """Whether the nvidia kernel module (and nouveau) is loaded, its version and flavour."""
+    """Whether the nvidia kernel module (and nouveau) is loaded, its version, flavour and architecture.
+
+    ``proc_root`` is ``/proc`` on a node; tests and chroots point it at a directory laid out the same way.
+    """
     modules = parse_proc_modules(_read(os.path.join(proc_root, "modules")) or "")
     version_text = _read(os.path.join(proc_root, "driver", "nvidia", "version"))
     info = parse_proc_version(version_text) or {}
@@ -248,6 +251,7 @@ def kernel_module_facts(proc_root="/proc"):
         "loaded": "nvidia" in modules or bool(info),
         "version": info.get("version"),
         "flavor": info.get("kernel_module_type"),
+        "architecture": info.get("architecture"),
         "nouveau_loaded": "nouveau" in modules,
         "modules": sorted(m for m in modules if m.startswith("nvidia") or m == "nouveau"),
     }

@@ -151,6 +151,7 @@ kernel_module:
     loaded: {description: Whether the nvidia module is loaded., type: bool}
     version: {description: Its version., type: str}
     flavor: {description: C(open) or C(proprietary)., type: str}
+    architecture: {description: CPU architecture the module was built for., type: str, sample: x86_64}
     nouveau_loaded: {description: Whether nouveau is loaded (it blocks the NVIDIA driver)., type: bool}
     modules: {description: Loaded nvidia* and nouveau module names., type: list, elements: str}
 attempts:

@@ -20,8 +20,9 @@ description:
   - Returns the plan the C(baremetal.gpu.nvidia_driver) role follows - nothing to do, install, load,
     adopt a driver installed outside the package manager, change branch, or refuse - with the
     packages, repository and pin that implement it, the reboot decision and the Secure Boot verdict.
-  - The decisions are plain functions in C(plugins/module_utils/driver.py); this module only gathers
-    the node's state for them.
+  - The decisions are plain functions in C(plugins/module_utils/driver.py), the state is read by
+    C(plugins/module_utils/driver_state.py) (the kernel module and the GPUs through the code of
+    M(baremetal.gpu.gpu_facts)); this module only joins them.
   - Fails, naming the OS and the supported list, on an unsupported distribution, release or
     architecture. A branch/source combination that cannot be installed is reported in
     RV(packages_error), so that a driver can still be verified.
@@ -94,15 +95,11 @@ options:
     description: Seconds C(kubectl drain) may take.
     type: int
     default: 300
-  proc_version_path:
+  proc_root:
     description:
-      - File the loaded driver reports its version in. Only tests and chroots change it.
+      - Where C(/proc) is (C(modules), C(driver/nvidia/version)). Only tests and chroots change it.
     type: path
-    default: /proc/driver/nvidia/version
-  proc_modules_path:
-    description: File listing loaded kernel modules. Only tests and chroots change it.
-    type: path
-    default: /proc/modules
+    default: /proc
 notes:
   - Read-only; supports check mode fully and never reports a change.
 seealso:
@@ -157,16 +154,17 @@ loaded:
   type: dict
   sample: {version: "580.159.04", branch: "580", kernel_module_type: open, architecture: x86_64}
 gpus:
-  description: GPUs nvidia-smi lists (empty when it is missing or fails).
+  description:
+    - GPUs the loaded driver sees, as M(baremetal.gpu.gpu_facts) reports them (NVML, else C(nvidia-smi));
+      empty when no driver is loaded or none is seen.
   returned: always
   type: list
   elements: dict
-  sample: [{index: 0, uuid: GPU-5e0c..., name: NVIDIA H100 80GB HBM3, driver_version: "580.159.04",
-            memory_total_mib: 81559}]
-nvidia_smi:
-  description: Path of nvidia-smi and the error it gave, if any.
+  sample: [{index: 0, uuid: GPU-5e0c..., name: NVIDIA H100 80GB HBM3, memory_total_mib: 81559}]
+gpu_reason:
+  description: Why RV(gpus) is empty (no driver loaded, no device found, the error nvidia-smi gave); null when GPUs were seen.
   returned: always
-  type: dict
+  type: str
 nouveau_loaded:
   description: Whether the nouveau module is loaded.
   returned: always
@@ -217,63 +215,19 @@ k3s:
   type: dict
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.baremetal.gpu.plugins.module_utils import driver
-
-SMI_QUERY = ["--query-gpu=index,uuid,name,driver_version,memory.total", "--format=csv,noheader,nounits"]
-K3S_BINARIES = ("/usr/local/bin/k3s", "/usr/bin/k3s")
-K3S_UNITS = ("/etc/systemd/system/k3s.service", "/etc/systemd/system/k3s-agent.service")
-K3S_KUBECONFIG = "/etc/rancher/k3s/k3s.yaml"
+from ansible_collections.baremetal.gpu.plugins.module_utils import driver, driver_state, platforms
 
 
-def read_text(path):
-    try:
-        with open(path, "r") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def read_bytes(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def run(module, argv):
-    """Run a read-only command; (rc, stdout, stderr), rc None when the binary is missing."""
-    path = module.get_bin_path(argv[0])
-    if path is None:
-        return None, "", "%s not found" % argv[0]
-    return module.run_command([path] + list(argv[1:]), environ_update={"LC_ALL": "C"})
-
-
-def installed_packages(module, family):
-    if family == "Debian":
-        rc, out, dummy = run(module, ["dpkg-query", "-W", "-f=${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"])
-        packages = driver.parse_dpkg_query(out) if rc == 0 else {}
-        rc, out, dummy = run(module, ["dpkg", "--get-selections"])
-        return packages, driver.parse_dpkg_holds(out) if rc == 0 else []
-    rc, out, dummy = run(module, ["rpm", "-qa", "--qf", "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n"])
-    return (driver.parse_rpm_query(out) if rc == 0 else {}), []
-
-
-def secure_boot(module, plat, loaded):
-    rc, out, dummy = run(module, ["mokutil", "--sb-state"])
-    state = driver.parse_secure_boot(mokutil_output=(out or "") + (dummy or "") if rc is not None else None,
-                                     efivar_bytes=read_bytes(driver.SECURE_BOOT_EFIVAR))
-    key_family = plat["distribution"] if plat["distribution"] == "Ubuntu" else plat["family"]
-    key = driver.MOK_KEYS.get(key_family, driver.MOK_KEYS["Debian"])
-    enrolled = None
-    if state and os.path.exists(key):
-        rc, out, dummy = run(module, ["mokutil", "--test-key", key])
-        enrolled = "already enrolled" in ((out or "") + (dummy or "")).lower()
-    return {"enabled": state, "mok_key": key if os.path.exists(key) else None, "mok_key_enrolled": enrolled}
+def runner(module):
+    """``run(argv) -> (rc, stdout, stderr)`` for read-only commands; rc None when the program is missing."""
+    def run(argv):
+        path = module.get_bin_path(argv[0], opt_dirs=["/usr/local/nvidia/bin"])
+        if path is None:
+            return None, "", "%s not found" % argv[0]
+        return module.run_command([path] + list(argv[1:]), environ_update={"LC_ALL": "C"})
+    return run
 
 
 def main():
@@ -295,17 +249,16 @@ def main():
             node_name=dict(type="str"),
             drain_delegate=dict(type="str"),
             drain_timeout=dict(type="int", default=300),
-            proc_version_path=dict(type="path", default="/proc/driver/nvidia/version"),
-            proc_modules_path=dict(type="path", default="/proc/modules"),
+            proc_root=dict(type="path", default="/proc"),
         ),
         supports_check_mode=True,
     )
     p = module.params
     try:
-        plat = driver.platform(p["distribution"], p["distribution_version"], p["distribution_major_version"],
-                               p["architecture"])
+        plat = platforms.platform(p["distribution"], p["distribution_version"], p["distribution_major_version"],
+                                  p["architecture"])
         branch = driver.normalize_branch(p["branch"])
-    except driver.DriverError as exc:
+    except (platforms.UnsupportedPlatform, driver.DriverError) as exc:
         module.fail_json(msg=str(exc))
     precompiled = bool(p["precompiled"]) and plat["distribution"] == "Ubuntu" and p["source"] == "distro"
     packages_error = None
@@ -317,37 +270,23 @@ def main():
         # outside the package manager, does not need an installable package set.
         packages, packages_error = [], str(exc)
 
-    package_versions, held = installed_packages(module, plat["family"])
-    installed = driver.installed_driver(package_versions)
-    loaded = driver.parse_proc_version(read_text(p["proc_version_path"]))
-    modules = read_text(p["proc_modules_path"]) or ""
-    nouveau_loaded = any(line.split(" ", 1)[0] == "nouveau" for line in modules.splitlines())
-
-    smi = {"path": module.get_bin_path("nvidia-smi"), "error": None}
-    gpus = []
-    if smi["path"] and loaded:
-        rc, out, err = run(module, ["nvidia-smi"] + SMI_QUERY)
-        if rc == 0:
-            gpus = driver.parse_nvidia_smi_csv(out)
-        else:
-            smi["error"] = (err or out).strip()[:500]
-
+    state = driver_state.gather(runner(module), plat, nvidia_smi=module.get_bin_path("nvidia-smi"),
+                                proc_root=p["proc_root"])
+    installed, loaded = state["installed"], state["loaded"]
+    nouveau_loaded = state["kernel_module"]["nouveau_loaded"]
     the_plan = driver.plan(branch, installed, loaded, p["open_kernel_module"], p["allow_branch_change"],
                            p["kernel_module"])
     reboot = driver.reboot_decision(installed["version"], loaded["version"] if loaded else None, nouveau_loaded,
                                     p["kernel_module"], p["reboot_allowed"])
-
-    sb = secure_boot(module, plat, loaded)
+    sb = dict(state["secure_boot"])
     sb.update(driver.secure_boot_verdict(
         sb["enabled"], module_loaded=bool(loaded), precompiled_signed=precompiled,
-        mok_key_enrolled=sb["mok_key_enrolled"],
-        distribution=plat["distribution"] if plat["distribution"] == "Ubuntu" else plat["family"],
+        mok_key_enrolled=sb["mok_key_enrolled"], distribution=driver_state.driver_key_family(plat),
         kernel_module=p["kernel_module"]))
-
-    is_k3s = any(os.path.exists(path) for path in K3S_BINARIES + K3S_UNITS)
+    is_k3s, has_kubeconfig = state["k3s"]
     try:
-        drain = driver.drain_plan(is_k3s, os.path.exists(K3S_KUBECONFIG), p["drain_delegate"],
-                                  p["node_name"] or None, p["drain_timeout"])
+        drain = driver.drain_plan(is_k3s, has_kubeconfig, p["drain_delegate"], p["node_name"] or None,
+                                  p["drain_timeout"])
     except driver.DriverError as exc:
         module.fail_json(msg=str(exc))
     drain["is_k3s_node"] = is_k3s
@@ -362,10 +301,10 @@ def main():
         changed=False,
         platform=plat,
         installed=installed,
-        held=held,
+        held=state["held"],
         loaded=loaded,
-        gpus=gpus,
-        nvidia_smi=smi,
+        gpus=state["gpus"],
+        gpu_reason=state["gpu_reason"],
         nouveau_loaded=nouveau_loaded,
         plan=the_plan,
         packages=packages,

@@ -36,11 +36,11 @@ UBUNTU_2204 = dict(UBUNTU_2404, ansible_distribution_version="22.04", ansible_di
 ROCKY_9 = {"ansible_distribution": "Rocky", "ansible_distribution_version": "9.4",
            "ansible_distribution_major_version": "9", "ansible_os_family": "RedHat",
            "ansible_kernel": "5.14.0-427.13.1.el9_4.x86_64", "ansible_architecture": "x86_64"}
-PROC_OPEN_580 = ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  "
-                 "(dvs-builder@U22-I3-AE18-23-3)  Thu Jul 10 22:08:46 UTC 2025\n")
+# /proc/driver/nvidia/version as the H100 machine wrote it (tests/fixtures/gpu/.../README.md).
+H100_PROC_VERSION = ROOT / "tests" / "fixtures" / "gpu" / "h100-80gb-driver-580.159.04" / "proc-driver-nvidia-version.txt"
 WRITTEN = ["/etc/apt/preferences.d/baremetal-gpu-nvidia-driver.pref",
            "/etc/apt/sources.list.d/baremetal-gpu-nvidia-cuda.sources",
-           "/etc/modprobe.d/blacklist-nouveau.conf", "/etc/baremetal-gpu/nvidia-driver.json"]
+           "/etc/modprobe.d/blacklist-nouveau.conf"]
 
 pytestmark = pytest.mark.slow
 
@@ -202,11 +202,17 @@ def test_unsupported_os_fails_first(tmp_path):
     assert run.stats["changed"] == 0
 
 
+def proc_with_the_h100_driver(tmp_path):
+    """A directory laid out like /proc with the H100 machine's driver loaded (the role's internal test seam)."""
+    proc = tmp_path / "proc"
+    (proc / "driver" / "nvidia").mkdir(parents=True)
+    (proc / "driver" / "nvidia" / "version").write_text(H100_PROC_VERSION.read_text())
+    return str(proc)
+
+
 def test_other_loaded_branch_is_refused_before_any_change(tmp_path):
-    proc = tmp_path / "version"
-    proc.write_text(PROC_OPEN_580)
     rc, run = run_role(tmp_path, dict(UBUNTU_2404, nvidia_driver_branch="570",
-                                      nvidia_driver_proc_version_path=str(proc)), skip_tags=())
+                                      __nvidia_driver_proc_root=proc_with_the_h100_driver(tmp_path)), skip_tags=())
     assert rc != 0
     refusal = run.result("Refuse to change the driver branch under running workloads")
     assert "Driver branch 580 is loaded but branch 570" in refusal["msg"]
@@ -215,15 +221,18 @@ def test_other_loaded_branch_is_refused_before_any_change(tmp_path):
 
 
 def test_verify_only_with_the_loaded_branch_changes_nothing(tmp_path):
-    proc = tmp_path / "version"
-    proc.write_text(PROC_OPEN_580)
     # gpu_facts needs a real GPU: the verification itself runs on the H100 (tests/device/run_driver_verify.sh).
     rc, run = run_role(tmp_path, dict(UBUNTU_2404, nvidia_driver_branch="580", nvidia_driver_verify_only=True,
-                                      nvidia_driver_proc_version_path=str(proc)),
+                                      __nvidia_driver_proc_root=proc_with_the_h100_driver(tmp_path)),
                        skip_tags=("nvidia_driver_verify",))
     assert rc == 0, run.failures()
     plan = run.result("Read the node's driver state")
     assert plan["plan"]["action"] == "adopt"  # no driver package on this machine: as after a runfile install
+    # the loaded driver as gpu_facts' kernel-module code reads it from the (test) /proc
+    assert plan["loaded"] == {"version": "580.159.04", "branch": "580", "kernel_module_type": "open",
+                              "architecture": "x86_64"}
+    assert plan["nouveau_loaded"] is False
+    assert plan["gpus"] == [] and plan["gpu_reason"]  # no GPU on this machine: gpu_facts' code says why
     assert plan["reboot"]["required"] is False
     assert run.stats["changed"] == 0
     assert not run.ran("Install, hold and load the driver")

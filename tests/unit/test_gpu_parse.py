@@ -79,7 +79,7 @@ def test_garbage_is_a_clear_error():
         gpu.parse_nvidia_smi_xml("<other/>")
 
 
-def test_proc_files_of_the_captures():
+def test_proc_modules_of_the_hand_written_rtx3060_fixture():
     loaded = gpu.parse_proc_modules((RTX3060 / "proc-modules.txt").read_text())
     assert {"nvidia", "nvidia_uvm", "nvidia_drm", "nvidia_modeset"} <= loaded and "nouveau" not in loaded
 
@@ -90,11 +90,12 @@ def test_kernel_module_facts_read_a_proc_tree(tmp_path):
     (tmp_path / "modules").write_text("nouveau 2691072 0 - Live 0x0\nnvidia_uvm 1 0 - Live 0x0\n")
     facts = gpu.kernel_module_facts(str(tmp_path))
     assert facts["loaded"] is True
-    assert facts["version"] == "580.159.04" and facts["flavor"] == "open"
+    assert facts["version"] == "580.159.04" and facts["flavor"] == "open" and facts["architecture"] == "x86_64"
     assert facts["nouveau_loaded"] is True
     assert facts["modules"] == ["nouveau", "nvidia_uvm"]
     empty = gpu.kernel_module_facts(str(tmp_path / "missing"))
-    assert empty == {"loaded": False, "version": None, "flavor": None, "nouveau_loaded": False, "modules": []}
+    assert empty == {"loaded": False, "version": None, "flavor": None, "architecture": None, "nouveau_loaded": False,
+                     "modules": []}
 
 
 @pytest.mark.parametrize("name, key, cc, klass", [
