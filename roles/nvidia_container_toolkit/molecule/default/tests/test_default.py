@@ -54,3 +54,16 @@ def test_package_postinst_ran(host, unit):
     # NVIDIA's postinst writes the runtime config and enables CDI refresh.
     assert host.file("/etc/nvidia-container-runtime/config.toml").exists
     assert host.service(unit).is_enabled
+
+
+def test_containerd_config_imports_the_nvidia_drop_in(host):
+    # The role wrote both files itself (copy), from nvidia-ctk's rendering in a scratch directory: the
+    # import names the real drop-in directory, nothing of the scratch directory is left behind.
+    config = host.file("/etc/containerd/config.toml").content_string
+    assert "/etc/containerd/config.d/*.toml" in config, config
+    assert config.count("/etc/containerd/config.d/*.toml") == 1, config
+    assert ".nvidia-ctk" not in config
+    drop_in = host.file("/etc/containerd/config.d/99-nvidia.toml")
+    assert drop_in.mode == 0o644 and drop_in.user == "root"
+    assert 'BinaryName = "/usr/bin/nvidia-container-runtime"' in drop_in.content_string
+    assert host.run("ls -d /tmp/*.nvidia-ctk").rc != 0
