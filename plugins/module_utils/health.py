@@ -97,12 +97,9 @@ def proxy_fetch(kube, namespace, service, port, scheme="http"):
 
     def fetch(method, path, body=None, timeout=5.0):
         try:
-            resp = kube.raw(method, base + path, body=body, content_type="application/json" if body is not None else None,
-                            timeout=max(timeout, 0.05))
-            data = resp.read()
+            return kube.call(method, base + path, body=body, timeout=max(timeout, 0.05))
         except Exception as exc:  # KubeError and transport errors: nothing answered
             raise FetchError(str(exc))
-        return resp.status, data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
 
     fetch.where = "service %s/%s port %s through the API proxy" % (namespace, service, port)
     return fetch
@@ -147,99 +144,115 @@ def model_ids(body):
         return None
 
 
+class _Poll:
+    """One wait: the deadline, the answers seen, and how each phase asks, judges and gives up."""
+
+    def __init__(self, fetch, timeout, interval, request_timeout, clock, sleep, served_model_name):
+        self.fetch, self.clock, self.sleep = fetch, clock, sleep
+        self.interval = min(float(interval), MAX_INTERVAL)
+        self.request_timeout = float(request_timeout)
+        self.started = clock()
+        self.deadline = self.started + float(timeout)
+        self.phase_start = self.started
+        self.result = {"where": getattr(fetch, "where", ""), "elapsed": {}, "attempts": {}, "models": [],
+                       "served_model_name": served_model_name, "last": {}}
+
+    def attempt(self, phase, method, path, body=None):
+        """(status or None, text, seconds spent) of one request; the answer is kept as ``last``."""
+        self.result["attempts"][phase] = self.result["attempts"].get(phase, 0) + 1
+        t0 = self.clock()
+        remaining = max(self.deadline - t0, 0.05)
+        try:
+            status, text = self.fetch(method, path, body, timeout=min(self.request_timeout, remaining))
+            self.result["last"] = {"phase": phase, "path": path, "status": status, "body": excerpt(text), "error": None}
+            return status, text, self.clock() - t0
+        except FetchError as exc:
+            self.result["last"] = {"phase": phase, "path": path, "status": None, "body": "", "error": str(exc)}
+            return None, "", self.clock() - t0
+
+    def fail(self, phase, why):
+        now = self.clock()
+        self.result["elapsed"]["total"] = round(now - self.started, 3)
+        self.result["failed_phase"] = phase
+        last = self.result["last"]
+        seen = ("status %s, body %r" % (last.get("status"), last.get("body"))
+                if last.get("status") is not None else "no answer (%s)" % last.get("error"))
+        raise HealthError("%s: %s after %.1f s in phase %s; last answer to %s: %s"
+                          % (self.result["where"], why, now - self.started, phase, last.get("path"), seen), self.result)
+
+    def finish(self, phase):
+        now = self.clock()
+        self.result["elapsed"][phase] = round(now - self.phase_start, 3)
+        self.phase_start = now
+
+    def pause(self, spent):
+        """Sleep until the next poll (interval after the last one began); False once the deadline passed."""
+        remaining = self.deadline - self.clock()
+        if remaining <= 0:
+            return False
+        self.sleep(max(0.0, min(self.interval - spent, remaining)))
+        return True
+
+
+def _wait_healthy(poll, kind, health_path, field, value):
+    while True:
+        status, text, spent = poll.attempt("health", "GET", health_path)
+        ok, why = health_ok(kind, status, text, field, value) if status is not None else (False, "no answer")
+        if ok:
+            poll.finish("health")
+            return
+        poll.result["last"]["why"] = why
+        if not poll.pause(spent):
+            poll.fail("health", "not healthy (%s)" % why)
+
+
+def _wait_model_listed(poll, models_path, served_model_name):
+    """Until /v1/models lists the name; a server listing other names serves the wrong model: fail at once."""
+    while True:
+        status, text, spent = poll.attempt("models", "GET", models_path)
+        ids = model_ids(text) if status == 200 else None
+        if ids is not None:
+            poll.result["models"] = ids
+            if served_model_name in ids:
+                poll.finish("models")
+                return
+            if ids:
+                poll.fail("models", "wrong model: the server lists %s, not %s" % (", ".join(ids), served_model_name))
+        if not poll.pause(spent):
+            poll.fail("models", "%s never listed" % served_model_name)
+
+
+def _wait_completion(poll, served_model_name, prompt, max_tokens):
+    body = {"model": served_model_name or (poll.result["models"] or [""])[0],
+            "messages": [{"role": "user", "content": prompt}], "max_tokens": int(max_tokens), "temperature": 0}
+    while True:
+        status, text, spent = poll.attempt("inference", "POST", "/v1/chat/completions", body)
+        if status == 200:
+            try:
+                answer = json.loads(text)
+                content = (answer["choices"][0].get("message") or {}).get("content")
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                poll.fail("inference", "the completion answer has no choices")
+            poll.result["inference"] = {"latency_s": round(spent, 3), "text": excerpt(content or "", 80),
+                                        "usage": answer.get("usage")}
+            poll.finish("inference")
+            return
+        if status is not None and 400 <= status < 500:
+            poll.fail("inference", "the completion was refused (status %s)" % status)
+        if not poll.pause(spent):
+            poll.fail("inference", "no completion")
+
+
 def wait_serving(fetch, served_model_name=None, kind="vllm", health_path="/health", field=None, value=True,
                  check_models=True, models_path="/v1/models", inference=False, prompt="Say OK.", max_tokens=1,
                  timeout=600.0, interval=0.2, request_timeout=5.0, clock=time.monotonic, sleep=time.sleep):
     """Poll until serving; returns the result (elapsed per phase) or raises HealthError with what was seen."""
-    interval = min(float(interval), MAX_INTERVAL)
-    started = clock()
-    deadline = started + float(timeout)
-    result = {"where": getattr(fetch, "where", ""), "elapsed": {}, "attempts": {}, "models": [],
-              "served_model_name": served_model_name, "last": {}}
-    phase_start = [started]
-
-    def attempt(phase, method, path, body=None):
-        result["attempts"][phase] = result["attempts"].get(phase, 0) + 1
-        t0 = clock()
-        remaining = max(deadline - t0, 0.05)
-        try:
-            status, text = fetch(method, path, body, timeout=min(float(request_timeout), remaining))
-            result["last"] = {"phase": phase, "path": path, "status": status, "body": excerpt(text), "error": None}
-            return status, text, clock() - t0
-        except FetchError as exc:
-            result["last"] = {"phase": phase, "path": path, "status": None, "body": "", "error": str(exc)}
-            return None, "", clock() - t0
-
-    def fail(phase, why):
-        now = clock()
-        result["elapsed"]["total"] = round(now - started, 3)
-        result["failed_phase"] = phase
-        last = result["last"]
-        seen = ("status %s, body %r" % (last.get("status"), last.get("body"))
-                if last.get("status") is not None else "no answer (%s)" % last.get("error"))
-        raise HealthError("%s: %s after %.1f s in phase %s; last answer to %s: %s"
-                          % (result["where"], why, now - started, phase, last.get("path"), seen), result)
-
-    def finish(phase):
-        now = clock()
-        result["elapsed"][phase] = round(now - phase_start[0], 3)
-        phase_start[0] = now
-
-    def pause(spent):
-        """Sleep until the next poll (interval after the last one began); False once the deadline passed."""
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return False
-        sleep(max(0.0, min(interval - spent, remaining)))
-        return True
-
-    # 1. health
-    while True:
-        status, text, spent = attempt("health", "GET", health_path)
-        ok, why = health_ok(kind, status, text, field, value) if status is not None else (False, "no answer")
-        if ok:
-            finish("health")
-            break
-        result["last"]["why"] = why
-        if not pause(spent):
-            fail("health", "not healthy (%s)" % why)
-
-    # 2. models
+    poll = _Poll(fetch, timeout, interval, request_timeout, clock, sleep, served_model_name)
+    _wait_healthy(poll, kind, health_path, field, value)
     if check_models and served_model_name:
-        while True:
-            status, text, spent = attempt("models", "GET", models_path)
-            ids = model_ids(text) if status == 200 else None
-            if ids is not None:
-                result["models"] = ids
-                if served_model_name in ids:
-                    finish("models")
-                    break
-                if ids:
-                    fail("models", "wrong model: the server lists %s, not %s" % (", ".join(ids), served_model_name))
-            if not pause(spent):
-                fail("models", "%s never listed" % served_model_name)
-
-    # 3. inference
+        _wait_model_listed(poll, models_path, served_model_name)
     if inference:
-        body = {"model": served_model_name or (result["models"] or [""])[0],
-                "messages": [{"role": "user", "content": prompt}], "max_tokens": int(max_tokens), "temperature": 0}
-        while True:
-            status, text, spent = attempt("inference", "POST", "/v1/chat/completions", body)
-            if status == 200:
-                try:
-                    answer = json.loads(text)
-                    content = (answer["choices"][0].get("message") or {}).get("content")
-                except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                    fail("inference", "the completion answer has no choices")
-                result["inference"] = {"latency_s": round(spent, 3), "text": excerpt(content or "", 80),
-                                       "usage": answer.get("usage")}
-                finish("inference")
-                break
-            if status is not None and 400 <= status < 500:
-                fail("inference", "the completion was refused (status %s)" % status)
-            if not pause(spent):
-                fail("inference", "no completion")
-
-    result["elapsed"]["total"] = round(clock() - started, 3)
-    result["ready"] = True
-    return result
+        _wait_completion(poll, served_model_name, prompt, max_tokens)
+    poll.result["elapsed"]["total"] = round(clock() - poll.started, 3)
+    poll.result["ready"] = True
+    return poll.result

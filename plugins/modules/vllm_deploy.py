@@ -24,11 +24,10 @@ description:
     until they have rolled out, under a deadline. On timeout the error names each pod that is not
     ready, its phase and container states, its last events and last log lines.
   - Secret values in the manifests never appear in the output, the diff or the logged arguments.
-  - The logic lives in C(plugins/module_utils/kube.py).
+  - The logic lives in C(plugins/module_utils/kube_apply.py) (apply, diff, prune), C(kube_rollout.py) (the
+    wait) and C(kube_diagnosis.py) (what a failed rollout shows), over C(kube_client.py).
 author:
   - baremetal.gpu maintainers (@baremetal-gpu)
-requirements:
-  - kubernetes (Python library)
 options:
   manifests:
     description: Kubernetes objects to apply, in order (Namespaces and what others depend on are applied first).
@@ -148,7 +147,7 @@ diagnostics:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 
@@ -180,8 +179,9 @@ def main():
     )
     argument_spec.update(k8s.AUTH_ARG_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not k8s.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(k8s.KUBERNETES_IMPORT_ERROR))
+    problem = k8s.requirement_error()
+    if problem:
+        module.fail_json(msg=problem)
     params = module.params
     # Secret values must not leave the module: not in results, diffs, nor the logged invocation.
     module.no_log_values.update(k8s.secret_values(params["manifests"]))

@@ -27,8 +27,6 @@ description:
   - The logic lives in C(plugins/module_utils/health.py).
 author:
   - baremetal.gpu maintainers (@baremetal-gpu)
-requirements:
-  - kubernetes (Python library), only with O(service)
 options:
   url:
     description: Base URL of the server, for example C(http://vllm-api.ml.svc:8000). Exclusive with O(service).
@@ -106,6 +104,7 @@ options:
     default: 5
 notes:
   - Read-only; runs the same in check mode and never reports a change.
+  - The C(kubernetes) Python library is needed only with O(service).
 attributes:
   check_mode:
     description: Only reads; runs the same in check mode.
@@ -177,7 +176,7 @@ where:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import health
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
@@ -212,15 +211,16 @@ def main():
         module.fail_json(msg="interval must be positive")
     kube = None
     if params["service"]:
-        if not k8s.HAS_KUBERNETES:
-            module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(k8s.KUBERNETES_IMPORT_ERROR))
+        problem = k8s.requirement_error()
+        if problem:
+            module.fail_json(msg=problem)
         try:
             kube = k8s.Kube.from_params(params)
         except k8s.KubeError as exc:
             module.fail_json(msg=str(exc))
         fetch = health.proxy_fetch(kube, params["namespace"], params["service"], params["port"], params["scheme"])
     else:
-        fetch = health.url_fetch(params["url"], validate_certs=params["validate_certs"])
+        fetch = health.url_fetch(params["url"], validate_certs=params["validate_certs"] is not False)
     try:
         result = health.wait_serving(
             fetch, served_model_name=params["served_model_name"], kind=params["health_kind"],
