@@ -493,6 +493,75 @@ def _env_dict(env_list):
     return env
 
 
+def _fresh_cache_entry(cache_file, canonical, platform, pinned, cache_ttl):
+    """(result to return as is, stale entry to revalidate): a cached answer that is still good, else the
+    entry whose digest a manifest request can confirm."""
+    entry = _cache_read(cache_file, canonical, platform) if cache_file else None
+    if entry is None:
+        return None, None
+    age = time.time() - entry["fetched_at"]
+    if pinned or (0 <= age < cache_ttl):
+        return dict(entry["result"], cached=True), None
+    return None, entry
+
+
+def _media_type(doc, headers):
+    media_type = doc.get("mediaType") or (headers.get("Content-Type") or "").split(";")[0].strip()
+    if not media_type and "manifests" in doc:
+        media_type = MEDIA_TYPE_OCI_INDEX
+    return media_type
+
+
+def _platform_manifest(client, manifests_path, canonical, doc, media_type, top_digest, platform):
+    """(image manifest, its digest, the index media type or None, the manifest's media type): follows an
+    index to the platform's manifest; a plain manifest is its own."""
+    if media_type not in INDEX_MEDIA_TYPES:
+        return doc, top_digest, None, media_type
+    entry = select_platform_manifest(doc, platform)
+    manifest_digest = entry.get("digest")
+    if not manifest_digest or not _DIGEST_RE.match(manifest_digest):
+        raise RegistryError("index of %s has an entry without a valid digest" % canonical)
+    _headers, body = client.get(manifests_path + manifest_digest, ", ".join(IMAGE_MEDIA_TYPES))
+    _verify_digest(body, manifest_digest, "manifest %s of %s" % (manifest_digest, canonical))
+    manifest = _json_document(body, "manifest %s of %s" % (manifest_digest, canonical))
+    return (manifest, manifest_digest, media_type,
+            manifest.get("mediaType") or entry.get("mediaType") or MEDIA_TYPE_OCI_MANIFEST)
+
+
+def _config_blob(client, repository, canonical, manifest, media_type):
+    """(config digest, config document) named by an image manifest, checked against its digest."""
+    if media_type not in IMAGE_MEDIA_TYPES:
+        raise RegistryError(
+            "%s resolves to an unsupported manifest type %r (schema 1 images are not supported)"
+            % (canonical, media_type or manifest.get("schemaVersion"))
+        )
+    config_digest = (manifest.get("config") or {}).get("digest")
+    if not config_digest or not _DIGEST_RE.match(config_digest):
+        raise RegistryError("manifest of %s names no config blob" % canonical)
+    _headers, body = client.get("/v2/%s/blobs/%s" % (repository, config_digest), "*/*")
+    _verify_digest(body, config_digest, "config of %s" % canonical)
+    return config_digest, _json_document(body, "config of %s" % canonical)
+
+
+def _config_result(canonical, top_digest, manifest_digest, config_digest, media_type, config):
+    runtime = config.get("config") or {}
+    return {
+        "reference": canonical,
+        "digest": top_digest,
+        "manifest_digest": manifest_digest,
+        "config_digest": config_digest,
+        "media_type": media_type,
+        "env": _env_dict(runtime.get("Env")),
+        "labels": dict(runtime.get("Labels") or {}),
+        "entrypoint": list(runtime.get("Entrypoint") or []),
+        "cmd": list(runtime.get("Cmd") or []),
+        "architecture": config.get("architecture"),
+        "os": config.get("os"),
+        "variant": config.get("variant"),
+        "created": config.get("created"),
+    }
+
+
 def fetch_image_config(
     ref,
     timeout=10,
@@ -517,34 +586,19 @@ def fetch_image_config(
     parse_platform(platform)
     canonical = str(parsed)
     cache_file = _cache_path(cache_dir, canonical, platform) if cache_dir else None
-    stale = None
-    if cache_file:
-        entry = _cache_read(cache_file, canonical, platform)
-        if entry is not None:
-            age = time.time() - entry["fetched_at"]
-            if parsed.digest or (0 <= age < cache_ttl):
-                return dict(entry["result"], cached=True)
-            stale = entry
+    fresh, stale = _fresh_cache_entry(cache_file, canonical, platform, bool(parsed.digest), cache_ttl)
+    if fresh is not None:
+        return fresh
 
-    client = _Client(
-        registry_base_url(parsed.registry, registry_mirrors, insecure),
-        parsed.repository,
-        timeout,
-        insecure,
-        username,
-        password,
-    )
+    client = _Client(registry_base_url(parsed.registry, registry_mirrors, insecure), parsed.repository,
+                     timeout, insecure, username, password)
     manifests_path = "/v2/%s/manifests/" % parsed.repository
-
     headers, body = client.get(manifests_path + parsed.manifest_reference, MANIFEST_ACCEPT)
     top_digest = parsed.digest or headers.get("Docker-Content-Digest") or (
         "sha256:" + hashlib.sha256(body).hexdigest()
     )
     _verify_digest(body, top_digest, "manifest of %s" % canonical)
     doc = _json_document(body, "manifest of %s" % canonical)
-    media_type = doc.get("mediaType") or (headers.get("Content-Type") or "").split(";")[0].strip()
-    if not media_type and "manifests" in doc:
-        media_type = MEDIA_TYPE_OCI_INDEX
 
     if stale is not None and stale["result"].get("digest") == top_digest:
         # The tag still points where it did: the config is unchanged, skip the blob.
@@ -552,47 +606,11 @@ def fetch_image_config(
         _cache_write(cache_file, canonical, platform, result)
         return dict(result, cached=False)
 
-    manifest_digest = top_digest
-    index_media_type = None
-    if media_type in INDEX_MEDIA_TYPES or (not media_type and "manifests" in doc):
-        index_media_type = media_type
-        entry = select_platform_manifest(doc, platform)
-        manifest_digest = entry.get("digest")
-        if not manifest_digest or not _DIGEST_RE.match(manifest_digest):
-            raise RegistryError("index of %s has an entry without a valid digest" % canonical)
-        _headers, body = client.get(manifests_path + manifest_digest, ", ".join(IMAGE_MEDIA_TYPES))
-        _verify_digest(body, manifest_digest, "manifest %s of %s" % (manifest_digest, canonical))
-        doc = _json_document(body, "manifest %s of %s" % (manifest_digest, canonical))
-        media_type = doc.get("mediaType") or entry.get("mediaType") or MEDIA_TYPE_OCI_MANIFEST
-    if media_type not in IMAGE_MEDIA_TYPES:
-        raise RegistryError(
-            "%s resolves to an unsupported manifest type %r (schema 1 images are not supported)"
-            % (canonical, media_type or doc.get("schemaVersion"))
-        )
-    config_desc = doc.get("config") or {}
-    config_digest = config_desc.get("digest")
-    if not config_digest or not _DIGEST_RE.match(config_digest):
-        raise RegistryError("manifest of %s names no config blob" % canonical)
-
-    _headers, body = client.get("/v2/%s/blobs/%s" % (parsed.repository, config_digest), "*/*")
-    _verify_digest(body, config_digest, "config of %s" % canonical)
-    config = _json_document(body, "config of %s" % canonical)
-    runtime = config.get("config") or {}
-    result = {
-        "reference": canonical,
-        "digest": top_digest,
-        "manifest_digest": manifest_digest,
-        "config_digest": config_digest,
-        "media_type": index_media_type or media_type,
-        "env": _env_dict(runtime.get("Env")),
-        "labels": dict(runtime.get("Labels") or {}),
-        "entrypoint": list(runtime.get("Entrypoint") or []),
-        "cmd": list(runtime.get("Cmd") or []),
-        "architecture": config.get("architecture"),
-        "os": config.get("os"),
-        "variant": config.get("variant"),
-        "created": config.get("created"),
-    }
+    manifest, manifest_digest, index_media_type, media_type = _platform_manifest(
+        client, manifests_path, canonical, doc, _media_type(doc, headers), top_digest, platform)
+    config_digest, config = _config_blob(client, parsed.repository, canonical, manifest, media_type)
+    result = _config_result(canonical, top_digest, manifest_digest, config_digest,
+                            index_media_type or media_type, config)
     if cache_file:
         _cache_write(cache_file, canonical, platform, result)
     return dict(result, cached=False)
