@@ -111,7 +111,8 @@ _ENTRY_API_SERVER = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
 _ENTRY_SERVE = ["vllm", "serve"]
 
 
-def _cuda_env(cuda_version, arch):
+def cuda_image_env(cuda_version, arch="amd64"):
+    """The environment of a vLLM image built on NVIDIA's CUDA ``cuda_version`` base (12.4.1, 12.8.1, 12.9.1)."""
     major_minor = ".".join(cuda_version.split(".")[:2])
     old_layout = major_minor == "12.4"
     env = {
@@ -145,7 +146,7 @@ def _vllm_image(tag, cuda_version, layout, arches, entrypoint):
         "platforms": [
             {
                 "arch": arch,
-                "env": _cuda_env(cuda_version, arch),
+                "env": cuda_image_env(cuda_version, arch),
                 "labels": dict(_LABELS),
                 "entrypoint": list(entrypoint),
             }
@@ -154,7 +155,7 @@ def _vllm_image(tag, cuda_version, layout, arches, entrypoint):
     }
 
 
-# The images of the field notes (section 1-3 and 6). CUDA versions: vLLM's Dockerfile
+# The images of the reference deployments (docs/reference-deployments.md). CUDA versions: vLLM's Dockerfile
 # `ARG CUDA_VERSION` at each tag, as plugins/module_utils/compat_data.py records them with sources
 # (v0.5.5-v0.8.5.post1: CUDA 12.4.1, vllm#17901; v0.9.0: 12.8.1 after PR #16859; v0.12.0 / v0.15.1:
 # 12.9.1). Layouts mimic Docker Hub: older tags as a plain manifest, newer ones as multi-platform

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from tests.harness.ansible_cli import ansible_module, ansible_playbook
+from tests.harness.oci_registry import cuda_image_env
 from ansible_collections.baremetal.gpu.plugins.module_utils import compat
 
 HOMELAB = {"driver_version": "570.195.03",
@@ -79,15 +80,27 @@ def lookup(**extra):
 
 @pytest.mark.registry
 def test_registry_config_overrides_the_data(oci_registry):
-    image = "%s/vllm/vllm-openai:v0.15.1" % oci_registry.address
-    result = compat.check(image, HOMELAB, QWEN_AWQ, offline=False, registry=lookup())
-    info = result["image"]
+    # Two tags whose CUDA the collection's data knows (v0.9.2: 12.8.1, v0.11.1: 12.9.1), pushed with the
+    # other CUDA base: the image's own CUDA_VERSION and NVIDIA_REQUIRE_CUDA must win over the data.
+    oci_registry.push_image("vllm/vllm-openai", "v0.9.2", env=cuda_image_env("12.9.1"))
+    oci_registry.push_image("vllm/vllm-openai", "v0.11.1", env=cuda_image_env("12.8.1"))
+    newer = "%s/vllm/vllm-openai:v0.9.2" % oci_registry.address
+    offline = compat.check(newer, HOMELAB, QWEN_AWQ)
+    assert offline["image_cuda"] == "12.8.1" and offline["verdict"] == "ok"  # what the data says
+    online = compat.check(newer, HOMELAB, QWEN_AWQ, offline=False, registry=lookup())
+    info = online["image"]
     assert info["source"] == "registry" and info["confidence"] == "confirmed"
-    assert result["image_cuda"] == info["cuda"] and info["nvidia_require_cuda"].startswith("cuda>=")
-    assert info["digest"].startswith("sha256:")
-    # the branches come from the image's own NVIDIA_REQUIRE_CUDA
-    assert info["forward_compat_branches"] and 570 in info["forward_compat_branches"]
-    assert [r["code"] for r in result["reasons"] if r["severity"] == "fail"] == ["forward_compat_unsupported"]
+    assert online["image_cuda"] == "12.9.1" and info["digest"].startswith("sha256:")
+    assert info["nvidia_require_cuda"].startswith("cuda>=12.9 ")
+    # the branches come from the image's own NVIDIA_REQUIRE_CUDA, which lists R570 (the data's 12.8 list does not)
+    assert info["forward_compat_branches"] == [535, 550, 560, 565, 570]
+    assert [r["code"] for r in online["reasons"] if r["severity"] == "fail"] == ["forward_compat_unsupported"]
+
+    older = "%s/vllm/vllm-openai:v0.11.1" % oci_registry.address
+    assert compat.check(older, HOMELAB, QWEN_AWQ)["verdict"] == "fail"  # the data: CUDA 12.9.1 on a 12.8 driver
+    relabelled = compat.check(older, HOMELAB, QWEN_AWQ, offline=False, registry=lookup())
+    assert relabelled["image_cuda"] == "12.8.1" and relabelled["image"]["source"] == "registry"
+    assert relabelled["verdict"] == "ok", relabelled["reasons"]
 
 
 @pytest.mark.registry
