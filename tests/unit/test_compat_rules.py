@@ -1,4 +1,7 @@
-"""vllm_compat's rules on the deployments of ../shared/field-notes.md and the failure modes they hit."""
+"""vllm_compat's rules on the reference deployments (docs/reference-deployments.md) and the failure modes they hit.
+
+Expected values are written out; where one comes from a published fact (a driver version from NVIDIA's
+release notes, the CUDA of a vLLM tag) the comment says which (docs/hardware-facts.md lists them)."""
 
 import copy
 import pathlib
@@ -34,14 +37,14 @@ def only(result, code):
     return found
 
 
-# --- field notes 1: the home lab ------------------------------------------------------------------
+# --- the home lab: one RTX 3060 --------------------------------------------------------------------------
 
 def test_homelab_ml_mode_on_v0_8_5_post1_fits():
     result = compat.check("vllm/vllm-openai:v0.8.5.post1", HOMELAB, QWEN_AWQ)
     assert result["verdict"] == "ok" and result["compatible"] is True
     assert result["image_cuda"] == "12.4.1" and result["driver_cuda"] == "12.8"
     mem = result["memory"]
-    # the field notes measured 10,820 of 12,288 MiB in use at 0.90: the budget must cover that
+    # the home lab measured 10,820 of 12,288 MiB in use at 0.90: the budget must cover that
     assert mem["budget_mib"] >= 10820
     assert mem["weights_mib"] + mem["overhead_mib"] + mem["kv_cache_mib"] == pytest.approx(mem["budget_mib"], abs=2)
     assert mem["kv_capacity_tokens"] >= 8192
@@ -54,10 +57,10 @@ def test_homelab_v0_15_1_fails_with_the_error_users_saw():
     reason = only(result, "forward_compat_unsupported")
     assert "forward compatibility was attempted on non supported HW" in reason["message"]
     assert "NVIDIA GeForce RTX 3060" in reason["message"]
-    # the fix names a tag whose CUDA this driver supports, and the driver that would run this image
-    tag, cuda = compat.newest_tag_for("12.8", min_cc="8.6", min_vllm="0.8.5")
-    assert "vllm/vllm-openai:%s" % tag in reason["fix"] and compat.version_tuple(cuda) <= (12, 8, 99)
-    assert compat.min_driver_for_cuda("12.9.1") in reason["fix"]
+    # the fix names the newest release built on CUDA 12.8 (v0.11.0), and the first driver of CUDA 12.9.1
+    # (575.57.08, NVIDIA's CUDA 12.9 Update 1 release notes)
+    assert reason["fix"] == ("use image vllm/vllm-openai:v0.11.0 (CUDA 12.8.1) or install NVIDIA driver "
+                             ">= 575.57.08 (branch R575 or newer)")
 
 
 def test_homelab_v0_12_0_fails_and_carries_the_field_report():
@@ -84,7 +87,7 @@ def test_facts_of_the_real_capture_feed_the_check_directly():
     assert result["memory"]["kv_capacity_tokens"] >= 131072
 
 
-# --- field notes 2-5: speech services --------------------------------------------------------------
+# --- speech services sharing a GPU ----------------------------------------------------------------
 
 def test_asr_over_two_16gb_gpus_with_tensor_parallelism():
     # driver 575 (CUDA 12.9) runs v0.16.0, the first release that serves Qwen3-ASR natively
@@ -195,7 +198,8 @@ def test_no_driver_and_no_gpu():
                                                       "reason": "nvidia-smi not found"}, QWEN_AWQ)
     reason = only(result, "driver_too_old")
     assert reason["severity"] == "fail" and "nvidia-smi not found" in reason["message"]
-    assert compat.min_driver_for_cuda("12.8.1") in reason["fix"]
+    # CUDA 12.8 Update 1 needs driver 570.124.06 (NVIDIA's release notes)
+    assert reason["fix"] == "install an NVIDIA driver >= 570.124.06 (branch R570 or newer) and reboot"
     empty = compat.check("vllm/vllm-openai:v0.9.2", {"driver_version": "570.195.03", "gpus": []}, QWEN_AWQ)
     assert "gpu_count_insufficient" in codes(empty, "fail")
 
