@@ -4,8 +4,12 @@
   tests/fixtures/gpu/fake-nvml/fake_nvml.c, which answers the NVML C API from a fixture's nvml.txt.
 * nvidia-smi: an executable ``nvidia-smi`` on PATH prints a fixture's ``nvidia-smi -q -x`` capture.
 
-Both paths must give the same facts for the real H100 capture and the RTX 3060 / T4 fixtures; the
-module is run the way users run it (``ansible localhost -m baremetal.gpu.gpu_facts``).
+Each backend must read each fixture to the facts written out below (the fixtures' nvml.txt files are
+hand-written from the same facts as their XML, so comparing the two backends on them would compare a thing
+with itself). The one agreement test that means something, NVML against nvidia-smi on the same machine,
+runs on the H100's real captures (``nvml-capture.txt`` written by tests/device/capture_fixtures.sh next
+to its ``nvidia-smi -q -x``), and says it is pending while that capture is missing. The module is run the
+way users run it (``ansible localhost -m baremetal.gpu.gpu_facts``).
 """
 
 import json
@@ -22,7 +26,33 @@ from tests.harness.ansible_cli import ansible_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "gpu"
-CAPTURES = ["h100-80gb-driver-580.159.04", "rtx3060-12gb-driver-570.195.03", "t4-16gb-driver-535.247.01"]
+H100 = "h100-80gb-driver-580.159.04"
+# What each fixture says, written out: node facts, then the first GPU's. Memory and processes are what the
+# fixture froze (the H100 capture was idle); the H100's figures are its real capture's.
+EXPECTED = {
+    H100: ({"driver_version": "580.159.04", "cuda_driver_version": "13.0", "gpu_count": 1, "persistence_mode": True},
+           {"name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-00000000-0000-0000-0000-000000000000",
+            "pci_bus_id": "00000000:00:06.0", "compute_capability": "9.0", "memory_total_mib": 81559,
+            "memory_reserved_mib": 480, "mig_mode": "disabled", "persistence_mode": True, "product_brand": "NVIDIA",
+            "brand": "nvidia", "product_class": "datacenter", "architecture": "Hopper", "forward_compat_capable": True,
+            "processes": []}),
+    "rtx3060-12gb-driver-570.195.03": (
+        {"driver_version": "570.195.03", "cuda_driver_version": "12.8", "gpu_count": 1, "persistence_mode": False},
+        {"name": "NVIDIA GeForce RTX 3060", "uuid": "GPU-3f0c9a52-7d1e-4b0a-9c2e-000000000001",
+         "pci_bus_id": "00000000:01:00.0", "compute_capability": "8.6", "memory_total_mib": 12288,
+         "memory_reserved_mib": 253, "memory_used_mib": 10820, "memory_free_mib": 1215, "mig_mode": None,
+         "persistence_mode": False, "product_brand": "GeForce", "brand": "geforce", "product_class": "consumer",
+         "architecture": "Ampere", "forward_compat_capable": False,
+         "processes": [{"pid": 48213, "type": "C", "name": "/usr/bin/python3", "used_memory_mib": 10810}]}),
+    "t4-16gb-driver-535.247.01": (
+        {"driver_version": "535.247.01", "cuda_driver_version": "12.2", "gpu_count": 1, "persistence_mode": True},
+        {"name": "Tesla T4", "uuid": "GPU-8a1d2c7e-55f0-4e3b-8d41-000000000002", "pci_bus_id": "00000000:00:1E.0",
+         "compute_capability": "7.5", "memory_total_mib": 15360, "memory_reserved_mib": 255, "memory_used_mib": 8012,
+         "memory_free_mib": 7093, "mig_mode": None, "persistence_mode": True, "product_brand": "NVIDIA",
+         "brand": "nvidia", "product_class": "datacenter", "architecture": "Turing", "forward_compat_capable": True,
+         "processes": [{"pid": 2291, "type": "C", "name": "/usr/bin/python3", "used_memory_mib": 3962},
+                       {"pid": 2417, "type": "C", "name": "/usr/local/bin/python", "used_memory_mib": 3996}]}),
+}
 
 FAKE_SMI = textwrap.dedent("""\
     #!/bin/sh
@@ -61,12 +91,12 @@ def fake_smi_dir(tmp_path_factory):
     return out
 
 
-def nvml_env(fake_nvml_dir, fixture=None, nvml_text=None, tmp_path=None):
+def nvml_env(fake_nvml_dir, fixture=None, nvml_text=None, tmp_path=None, data="nvml.txt"):
     if nvml_text is not None:
         path = tmp_path / "nvml.txt"
         path.write_text(nvml_text)
     else:
-        path = FIXTURES / fixture / "nvml.txt"
+        path = FIXTURES / fixture / data
     return {"LD_LIBRARY_PATH": str(fake_nvml_dir), "FAKE_NVML_DATA": str(path)}
 
 
@@ -93,17 +123,30 @@ def gather(backend, env):
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("fixture", CAPTURES)
-def test_nvml_and_nvidia_smi_agree(fixture, fake_nvml_dir, fake_smi_dir):
-    by_nvml = gather("nvml", nvml_env(fake_nvml_dir, fixture))
-    by_smi = gather("nvidia_smi", smi_env(fake_smi_dir, fixture))
+@pytest.mark.parametrize("backend", ["nvml", "nvidia_smi"])
+@pytest.mark.parametrize("fixture", sorted(EXPECTED))
+def test_each_backend_reads_each_fixture(fixture, backend, fake_nvml_dir, fake_smi_dir):
+    env = nvml_env(fake_nvml_dir, fixture) if backend == "nvml" else smi_env(fake_smi_dir, fixture)
+    facts = gather(backend, env)
+    node, first_gpu = EXPECTED[fixture]
+    assert facts["backend"] == backend and facts["driver_installed"] and facts["reason"] is None
+    assert dict((k, facts[k]) for k in node) == node
+    assert dict((k, facts["gpus"][0][k]) for k in first_gpu) == first_gpu
+
+
+def test_real_nvml_and_nvidia_smi_agree_on_the_h100(fake_nvml_dir, fake_smi_dir):
+    """NVML's answers as captured on the H100 (replayed by the NVML stand-in) against its nvidia-smi -q -x."""
+    capture = FIXTURES / H100 / "nvml-capture.txt"
+    if not capture.exists():
+        pytest.skip("pending: the H100's real NVML capture (%s, written by tests/device/capture_fixtures.sh on "
+                    "the GPU machine) is not in the repository yet" % capture.relative_to(ROOT))
+    by_nvml = gather("nvml", nvml_env(fake_nvml_dir, H100, data="nvml-capture.txt"))
+    by_smi = gather("nvidia_smi", smi_env(fake_smi_dir, H100))
     assert by_nvml["backend"] == "nvml" and by_smi["backend"] == "nvidia_smi"
-    assert by_nvml["gpu_count"] == by_smi["gpu_count"] == 1
-    assert by_nvml["driver_installed"] and by_nvml["reason"] is None
+    assert by_nvml["gpu_count"] == by_smi["gpu_count"] >= 1
     from ansible_collections.baremetal.gpu.plugins.module_utils.gpu import compare_facts
-    assert compare_facts(by_nvml, by_smi, volatile_tolerance_mib=0) == []
-    # processes agree too, names included
-    assert by_nvml["gpus"][0]["processes"] == by_smi["gpus"][0]["processes"]
+    # both were read within a second of each other on an idle GPU (the script checks it)
+    assert compare_facts(by_nvml, by_smi, volatile_tolerance_mib=2) == []
 
 
 def test_auto_prefers_nvml_and_falls_back_to_nvidia_smi(fake_nvml_dir, fake_smi_dir, tmp_path):
