@@ -1,4 +1,5 @@
-"""kubernetes.core (the modules our roles use) against the fake API server and kubelet simulator."""
+"""kubernetes.core (which users run beside this collection; its own modules do not need it) against the fake API
+server and kubelet simulator."""
 
 import os
 import subprocess
