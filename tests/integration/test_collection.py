@@ -21,7 +21,7 @@ def test_checkout_resolves_as_baremetal_gpu():
     listed = json.loads(ansible("ansible-doc", "-t", "module", "-l", "baremetal.gpu", "-j").stdout)
     assert sorted(name.split(".")[-1] for name in listed) == collection_modules()
     role = json.loads(ansible("ansible-doc", "-t", "role", "-j", "baremetal.gpu.common").stdout)
-    assert "common_supported_os" in role["baremetal.gpu.common"]["entry_points"]["main"]["options"]
+    assert "common_packages" in role["baremetal.gpu.common"]["entry_points"]["main"]["options"]
 
 
 def test_gpu_mode_rejects_unknown_mode_before_anything_changes():

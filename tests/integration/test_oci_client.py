@@ -307,8 +307,8 @@ def test_parse_nvidia_require_cuda_of_real_images():
         parse_nvidia_require_cuda("gpu>=1")
 
 
-def test_nvidia_require_satisfied_matches_the_field_notes():
-    # Home lab (field notes 1): RTX 3060, driver 570.195.03 = CUDA 12.8.
+def test_nvidia_require_satisfied_matches_the_reference_deployments():
+    # The home lab (docs/reference-deployments.md): RTX 3060, driver 570.195.03 = CUDA 12.8.
     rtx = {"driver_cuda": "12.8", "driver_version": "570.195.03", "brand": "geforce"}
     assert nvidia_require_satisfied(REQUIRE["v0.8.5.post1"], **rtx) is True
     assert nvidia_require_satisfied(REQUIRE["v0.15.1"], **rtx) is False  # error 804 on GeForce

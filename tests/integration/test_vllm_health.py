@@ -55,7 +55,8 @@ def test_a_wrong_model_name_fails_at_once_naming_what_is_served(fake_vllm):
 
 
 def test_json_health_reads_the_field_not_just_the_status(fake_vllm):
-    # A service that answers 200 while loading and says so only in the body (field notes 4).
+    # A service that answers 200 while loading and says so only in the body (the TTS service of
+    # docs/reference-deployments.md).
     server = fake_vllm(health_mode="json", load_seconds=0.8, listen_during_load=True, json_loading_status=200)
     result = wait(server, kind="json", field="ready", value=True, check_models=False, timeout=10)
     assert result["elapsed"]["health"] >= 0.6
