@@ -54,7 +54,7 @@ def select_engine(requested, k3s=False, containerd=False, docker=False):
     k3s, containerd, docker ("none" when there is none)."""
     if requested not in ENGINES:
         raise ToolkitError("nvidia_container_toolkit_engine must be one of %s, got %r"
-                          % (", ".join(ENGINES), requested))
+                           % (", ".join(ENGINES), requested))
     if requested != "auto":
         return requested
     for name, present in (("k3s", k3s), ("containerd", containerd), ("docker", docker)):

@@ -46,6 +46,8 @@ class DriverError(ValueError):
 # --------------------------------------------------------------------------------------------------
 
 _BRANCH_RE = re.compile(r"^\d{3}$")
+
+
 def normalize_branch(branch):
     """Return a branch as a three-digit string ("580"); accept 580, "580", "R580", "580.159.04"."""
     text = str(branch).strip()

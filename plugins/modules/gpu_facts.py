@@ -43,15 +43,10 @@ notes:
   - The compute capability is not part of C(nvidia-smi -q -x); the C(nvidia_smi) backend asks
     C(nvidia-smi --query-gpu=index,compute_cap) and, on drivers too old for that, looks the GPU name
     up in the collection's GPU table.
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
 seealso:
   - module: baremetal.gpu.vllm_compat
+extends_documentation_fragment:
+  - baremetal.gpu.read_only
 """
 
 EXAMPLES = r"""

@@ -104,13 +104,8 @@ notes:
   - Read-only; supports check mode fully and never reports a change.
 seealso:
   - module: baremetal.gpu.gpu_facts
-attributes:
-  check_mode:
-    description: Can run in check_mode and return the same plan.
-    support: full
-  diff_mode:
-    description: Nothing to diff; the module changes nothing.
-    support: none
+extends_documentation_fragment:
+  - baremetal.gpu.read_only
 """
 
 EXAMPLES = r"""

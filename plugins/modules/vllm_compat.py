@@ -160,15 +160,10 @@ notes:
   - Offline, image facts come from C(compat_data.VLLM_IMAGE_SERIES); a tag the data does not know gives
     a C(unknown_image) warning and skips the driver check.
   - The memory model is an estimate calibrated on field reports; it errs towards failing.
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
 seealso:
   - module: baremetal.gpu.gpu_facts
+extends_documentation_fragment:
+  - baremetal.gpu.read_only
 """
 
 EXAMPLES = r"""

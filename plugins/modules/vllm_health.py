@@ -105,14 +105,8 @@ options:
 notes:
   - Read-only; runs the same in check mode and never reports a change.
   - The C(kubernetes) Python library is needed only with O(service).
-attributes:
-  check_mode:
-    description: Only reads; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Nothing changes, so there is no diff.
-    support: none
 extends_documentation_fragment:
+  - baremetal.gpu.read_only
   - baremetal.gpu.kube_auth
 seealso:
   - module: baremetal.gpu.vllm_deploy

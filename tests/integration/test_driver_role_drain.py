@@ -41,9 +41,8 @@ def k3s_on_path(tmp_path, kubectl_bin):
 def run_step(tmp_path, kubeconfig, k3s_on_path, step, node):
     play = tmp_path / "play.yml"
     play.write_text(PLAY)
-    plan = {"k3s": {"run_on": "self", "argv": ["k3s", "kubectl", "drain", node, "--ignore-daemonsets",
-                                                "--delete-emptydir-data", "--timeout=60s"],
-                    "uncordon_argv": ["k3s", "kubectl", "uncordon", node]}}
+    drain = ["k3s", "kubectl", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s"]
+    plan = {"k3s": {"run_on": "self", "argv": drain, "uncordon_argv": ["k3s", "kubectl", "uncordon", node]}}
     env = dict(kube_env(kubeconfig), PATH="%s:%s" % (k3s_on_path, os.environ["PATH"]),
                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     run = ansible_playbook(str(play), "-i", "localhost,", "-c", "local",
