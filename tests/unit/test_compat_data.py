@@ -5,7 +5,7 @@ import re
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import compat
 from ansible_collections.baremetal.gpu.plugins.module_utils import compat_data as data
-from ansible_collections.baremetal.gpu.plugins.module_utils import models
+from ansible_collections.baremetal.gpu.plugins.module_utils import models, versions
 
 
 def test_every_fact_names_a_source_that_exists():
@@ -19,26 +19,26 @@ def test_every_fact_names_a_source_that_exists():
 
 
 def test_releases_are_ordered_and_each_belongs_to_exactly_one_series():
-    versions = data.VLLM_RELEASES
-    assert [compat.version_tuple(v) for v in versions] == sorted(compat.version_tuple(v) for v in versions)
-    assert len(set(versions)) == len(versions)
-    for version in versions:
+    releases = data.VLLM_RELEASES
+    assert [versions.version_tuple(v) for v in releases] == sorted(versions.version_tuple(v) for v in releases)
+    assert len(set(releases)) == len(releases)
+    for version in releases:
         owners = [s for s in data.VLLM_IMAGE_SERIES
-                  if compat.version_tuple(s["first"]) <= compat.version_tuple(version) <= compat.version_tuple(s["last"])]
+                  if versions.version_tuple(s["first"]) <= versions.version_tuple(version) <= versions.version_tuple(s["last"])]
         assert len(owners) == 1, version
-    assert set(data.VLLM_TORCH) <= set(versions)
-    assert data.VLLM_IMAGE_SERIES[0]["first"] == versions[0] and data.VLLM_IMAGE_SERIES[-1]["last"] == versions[-1]
+    assert set(data.VLLM_TORCH) <= set(releases)
+    assert data.VLLM_IMAGE_SERIES[0]["first"] == releases[0] and data.VLLM_IMAGE_SERIES[-1]["last"] == releases[-1]
 
 
 def test_image_cuda_never_goes_backwards_across_releases():
-    cudas = [compat.version_tuple(compat.image_info_from_data("vllm/vllm-openai:v" + v)["cuda"])
+    cudas = [versions.version_tuple(compat.image_info_from_data("vllm/vllm-openai:v" + v)["cuda"])
              for v in data.VLLM_RELEASES]
     assert cudas == sorted(cudas)
 
 
 def test_minimum_driver_grows_with_cuda():
-    rows = sorted(data.CUDA_MIN_DRIVER, key=lambda r: compat.version_tuple(r["cuda"]))
-    drivers = [compat.version_tuple(r["min_driver"]) for r in rows]
+    rows = sorted(data.CUDA_MIN_DRIVER, key=lambda r: versions.version_tuple(r["cuda"]))
+    drivers = [versions.version_tuple(r["min_driver"]) for r in rows]
     assert drivers == sorted(drivers)
     # every image CUDA in the data has a driver row
     for series in data.VLLM_IMAGE_SERIES:
