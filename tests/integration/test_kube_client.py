@@ -101,11 +101,11 @@ def test_a_timeout_names_every_object_not_ready(collection_kube):
 
 
 # --- K8S_AUTH_* -----------------------------------------------------------------------------------------
+# The fake API speaks HTTPS with its own cluster CA and refuses anonymous requests, as k3s does.
 
 @pytest.fixture
-def token_api():
-    """A fake API server that refuses requests without its bearer token."""
-    with FakeKubeAPI(require_token=True) as api:
+def tls_api():
+    with FakeKubeAPI() as api:
         yield api
 
 
@@ -115,43 +115,65 @@ def bare_environ(tmp_path, **variables):
 
 
 def namespaces(kube):
-    return sorted(n["metadata"]["name"] for n in kube.items("v1", "Namespace"))
+    try:
+        return sorted(n["metadata"]["name"] for n in kube.items("v1", "Namespace"))
+    finally:
+        kube.close()
 
 
-def test_host_and_token_from_the_environment_need_no_kubeconfig(token_api, tmp_path):
-    env = bare_environ(tmp_path, K8S_AUTH_HOST=token_api.url + "/", K8S_AUTH_API_KEY=token_api.token_value)
+def admin_certificate(api, tmp_path):
+    """The admin client certificate and key (CN system:admin, O system:masters) as files, as k3s keeps them."""
+    cert, key = tmp_path / "admin.crt", tmp_path / "admin.key"
+    cert.write_bytes(api.pki.admin_cert)
+    key.write_bytes(api.pki.admin_key)
+    key.chmod(0o600)
+    return str(cert), str(key)
+
+
+def test_host_token_and_ca_from_the_environment_need_no_kubeconfig(tls_api, tmp_path):
+    env = bare_environ(tmp_path, K8S_AUTH_HOST=tls_api.url + "/", K8S_AUTH_API_KEY=tls_api.token_value,
+                       K8S_AUTH_SSL_CA_CERT=tls_api.ca_file)
     kube = k8s.Kube.from_params({}, environ=env)
-    try:
-        assert "default" in namespaces(kube)
-        assert kube.api.configuration.host == token_api.url  # trailing slash dropped, as kubernetes.core does
-    finally:
-        kube.close()
+    assert kube.api.configuration.host == tls_api.url  # trailing slash dropped, as kubernetes.core does
+    assert "default" in namespaces(kube)
 
 
-def test_a_module_option_wins_over_its_environment_variable(token_api, tmp_path):
-    env = bare_environ(tmp_path, K8S_AUTH_HOST="http://127.0.0.1:9", K8S_AUTH_API_KEY="wrong-token")
-    kube = k8s.Kube.from_params({"host": token_api.url, "api_key": token_api.token_value}, environ=env)
-    try:
-        assert "default" in namespaces(kube)
-    finally:
-        kube.close()
-    wrong = k8s.Kube.from_params({"host": token_api.url}, environ=env)  # the token still comes from the env
-    try:
-        with pytest.raises(k8s.KubeError) as err:
-            namespaces(wrong)
-        assert err.value.status == 401
-    finally:
-        wrong.close()
+def test_client_certificate_options_and_variables(tls_api, tmp_path):
+    cert, key = admin_certificate(tls_api, tmp_path)
+    by_options = k8s.Kube.from_params({"host": tls_api.url, "client_cert": cert, "client_key": key,
+                                       "ca_cert": tls_api.ca_file}, environ=bare_environ(tmp_path))
+    assert "kube-system" in namespaces(by_options)
+    by_env = k8s.Kube.from_params({}, environ=bare_environ(
+        tmp_path, K8S_AUTH_HOST=tls_api.url, K8S_AUTH_CERT_FILE=cert, K8S_AUTH_KEY_FILE=key,
+        K8S_AUTH_CA_CERT=tls_api.ca_file))
+    assert "kube-system" in namespaces(by_env)
 
 
-def test_kubeconfig_and_context_from_the_environment(token_api, tmp_path):
-    kubeconfig = token_api.write_kubeconfig(tmp_path / "kubeconfig", context="lab")
+def test_a_module_option_wins_over_its_environment_variable(tls_api, tmp_path):
+    env = bare_environ(tmp_path, K8S_AUTH_HOST="https://127.0.0.1:9", K8S_AUTH_API_KEY="wrong-token",
+                       K8S_AUTH_CA_CERT=tls_api.ca_file)
+    right = k8s.Kube.from_params({"host": tls_api.url, "api_key": tls_api.token_value}, environ=env)
+    assert "default" in namespaces(right)
+    wrong = k8s.Kube.from_params({"host": tls_api.url}, environ=env)  # the token still comes from the env
+    with pytest.raises(k8s.KubeError) as err:
+        namespaces(wrong)
+    assert err.value.status == 401
+
+
+def test_certificate_verification_follows_validate_certs_and_verify_ssl(tls_api, tmp_path):
+    unverified = bare_environ(tmp_path, K8S_AUTH_HOST=tls_api.url, K8S_AUTH_API_KEY=tls_api.token_value)
+    with pytest.raises(k8s.KubeError) as err:  # the cluster's CA is not trusted, and nothing says not to check
+        namespaces(k8s.Kube.from_params({}, environ=unverified))
+    assert err.value.status == 0 and "CERTIFICATE_VERIFY_FAILED" in str(err.value)
+    assert "default" in namespaces(k8s.Kube.from_params({}, environ=dict(unverified, K8S_AUTH_VERIFY_SSL="no")))
+    assert "default" in namespaces(k8s.Kube.from_params({"validate_certs": False}, environ=unverified))
+
+
+def test_kubeconfig_and_context_from_the_environment(tls_api, tmp_path):
+    kubeconfig = tls_api.write_kubeconfig(tmp_path / "kubeconfig", context="lab")
     kube = k8s.Kube.from_params({}, environ=bare_environ(tmp_path, K8S_AUTH_KUBECONFIG=kubeconfig,
                                                          K8S_AUTH_CONTEXT="lab"))
-    try:
-        assert "default" in namespaces(kube)
-    finally:
-        kube.close()
+    assert "default" in namespaces(kube)
     with pytest.raises(k8s.KubeError, match="cannot load the cluster configuration from kubeconfig"):
         k8s.Kube.from_params({}, environ=bare_environ(tmp_path, K8S_AUTH_KUBECONFIG=kubeconfig,
                                                       K8S_AUTH_CONTEXT="no-such-context"))
@@ -182,18 +204,18 @@ def test_certificate_variables_and_their_kubernetes_core_aliases():
     assert kube_auth.resolve({}, dict(env, K8S_AUTH_CA_CERT="/other.pem"))["ca_cert"] == "/other.pem"
 
 
-def test_the_module_reads_the_environment_like_kubernetes_core(token_api, tmp_path):
+def test_the_module_reads_the_environment_like_kubernetes_core(tls_api, tmp_path):
     manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-env", "namespace": "default"},
                 "data": {"k": "v"}}
-    env = {"K8S_AUTH_HOST": token_api.url, "K8S_AUTH_API_KEY": token_api.token_value, "HOME": str(tmp_path),
-           "KUBECONFIG": str(tmp_path / "none"), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-           "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+    env = {"K8S_AUTH_HOST": tls_api.url, "K8S_AUTH_API_KEY": tls_api.token_value,
+           "K8S_AUTH_SSL_CA_CERT": tls_api.ca_file, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none"),
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
     run = run_tool("ansible", "localhost", "-m", "baremetal.gpu.vllm_deploy",
                    "-a", json.dumps({"manifests": [manifest], "wait": False}), env=env)
     result = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     assert result["changed"] is True and result["results"][0]["action"] == "created"
-    assert token_api.get("ConfigMap", "from-env", "default")["data"] == {"k": "v"}
-    assert token_api.token_value not in run.stdout
+    assert tls_api.get("ConfigMap", "from-env", "default")["data"] == {"k": "v"}
+    assert tls_api.token_value not in run.stdout
 
 
 # --- the kubernetes library's version ------------------------------------------------------------------
