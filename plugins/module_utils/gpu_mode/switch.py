@@ -342,6 +342,7 @@ class Switch:
             except Exception:  # pylint: disable=broad-except  # the diagnosis is a bonus
                 detail = ""
         phase = self.result.get("failed_phase") or "validate"
+        self.result["changed"] = self._touched
         self.result.update(outcome="rolled back" if self.result.get("rolled_back") else "failed", error=str(exc))
         return SwitchError("switch of node %s to mode %s failed in phase %s: %s; %s%s"
                            % (self.node, self.mode, phase, exc, what_now, detail), self.result)
