@@ -144,22 +144,34 @@ class NvmlPoller:
 
 
 def snapshot(poller, pod_uids, proc_root="/proc"):
-    """Which GPUs the pods with ``pod_uids`` use, and their processes: ``{index: {pid: MiB}}``."""
+    """Which GPUs the pods with ``pod_uids`` use, and their processes:
+    ``{index: {pid: {"used_mib": MiB, "pod_uid": uid}}}`` (taken while they run: an exited process has no
+    /proc entry left to say which pod it belonged to)."""
     wanted = set(pod_uids)
     found = {}
     for index in range(len(poller.handles)):
         for pid, used in poller.processes(index).items():
-            if pod_uid_of_pid(pid, proc_root) in wanted:
-                found.setdefault(index, {})[pid] = used
+            uid = pod_uid_of_pid(pid, proc_root)
+            if uid in wanted:
+                found.setdefault(index, {})[pid] = {"used_mib": used, "pod_uid": uid}
     return found
+
+
+def _normalize_before(before):
+    """``snapshot()``'s result, or ``{index: {pid: MiB}}`` for processes outside any pod."""
+    out = {}
+    for index, procs in (before or {}).items():
+        out[int(index)] = dict((int(pid), info if isinstance(info, dict) else {"used_mib": info, "pod_uid": None})
+                               for pid, info in procs.items())
+    return out
 
 
 def _holders(poller, index, processes, old_pids, pod_uids, proc_root, keep_mib, tolerance_mib):
     """The processes on GPU ``index`` that keep the stopped pods' memory: theirs (beyond ``keep_mib``, what a
-    sleeping server may keep), or exited ones the driver has not released."""
+    sleeping server may keep), or exited ones the driver has not released. ``old_pids``: pid -> pod uid."""
     out = []
     for pid, used in sorted(processes.items()):
-        uid = pod_uid_of_pid(pid, proc_root)
+        uid = pod_uid_of_pid(pid, proc_root) or old_pids.get(pid)
         alive = process_alive(pid, proc_root)
         if pid not in old_pids and (uid is None or uid not in pod_uids):
             continue
@@ -218,9 +230,9 @@ def wait_released(pod_uids, timeout, poller=None, proc_root="/proc", interval=DE
         started = clock()
         deadline = started + float(timeout)
         pod_uids = set(pod_uids)
-        before = before if before is not None else {}
+        before = _normalize_before(before)
         gpus = sorted(before) if before else list(range(len(poller.handles)))
-        old_pids = set(pid for procs in before.values() for pid in procs)
+        old_pids = dict((pid, info["pod_uid"]) for procs in before.values() for pid, info in procs.items())
         polls = 0
         while True:
             polls += 1
