@@ -18,9 +18,11 @@ manifests; they hold the shape, this file the values.
 * ``plan(catalog, settings)``: the expansion; raises ``CatalogError`` listing every problem.
 * ``compat_model(entry)``: the ``model`` option of ``baremetal.gpu.vllm_compat`` for an entry.
 
-A GPU *mode* is the set of catalog entries that own the GPU while it is active: an entry with
-``modes: [ml]`` runs (``replicas``) only while ``vllm_active_mode`` is ``ml`` and is scaled to 0
-otherwise; an entry without ``modes`` always runs; ``modes: []`` never runs (a fallback kept ready).
+A GPU *mode* of a GPU node is the set of catalog entries that own its GPUs while it is active. Modes
+are defined per node in the inventory (``gpu_modes``; the role passes ``vllm_gpu_nodes``); an entry
+named by a node's modes is *mode-bound*: pinned to that node, rendered without ``replicas`` (the
+GPU mode switcher owns them, see ``module_utils/gpu_mode``), and described in the node's ConfigMap
+``gpu-mode-<node>``. Entries no mode names always run with their ``replicas``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,6 +35,8 @@ import re
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import compat
 from ansible_collections.baremetal.gpu.plugins.module_utils import compat_data
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import modes as gpu_modes
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import state as gpu_state
 
 MANAGED_BY = "baremetal-gpu"
 LABEL_NAME = "app.kubernetes.io/name"
@@ -139,37 +143,18 @@ def _entry_get(entry, key, settings, setting=None):
     return value
 
 
-def _modes_of(entry):
-    modes = entry.get("modes")
-    return None if modes is None else [str(m) for m in modes]
+def _bindings(catalog, settings):
+    """``(bound, books, groups, problems)`` of the GPU nodes' modes (``gpu_mode.modes.bind``)."""
+    names = set(e.get("name") for e in catalog if isinstance(e, dict) and e.get("enabled", True) is not False)
+    return gpu_modes.bind(names, settings["gpu_nodes"] or [], settings["name_prefix"], settings["namespace"])
 
 
-def known_modes(catalog, settings):
-    """Every mode the catalog mentions plus the idle modes (``off``), in first-seen order."""
-    out = []
-    for entry in catalog:
-        for mode in _modes_of(entry) or []:
-            if mode not in out:
-                out.append(mode)
-    for mode in settings.get("idle_modes") or []:
-        if mode not in out:
-            out.append(str(mode))
-    return out
-
-
-def active_in(entry, mode):
-    """Whether ``entry`` runs while ``mode`` is active (``mode`` empty: only entries without modes)."""
-    if not entry.get("enabled", True):
-        return False
-    modes = _modes_of(entry)
-    if modes is None:
+def _together(a, b, bound, groups):
+    """Whether entries ``a`` and ``b`` can run at the same time: always-on ones with anything, entries
+    bound to different nodes, or entries some mode of their node runs together."""
+    if bound.get(a) is None or bound.get(b) is None or bound[a]["name"] != bound[b]["name"]:
         return True
-    return bool(mode) and mode in modes
-
-
-def mode_entries(catalog, mode):
-    """Names of the entries that own the GPU in ``mode`` (entries bound to modes only)."""
-    return [e["name"] for e in catalog if _modes_of(e) is not None and active_in(e, mode)]
+    return any(a in group and b in group for group in groups)
 
 
 def _service_of(entry, settings):
@@ -334,22 +319,16 @@ def problems(catalog, settings):
                 out.append("vllm_catalog entry %s: fallback names the entry itself" % entry.get("name"))
     if out:
         return out
-    out.extend(_mode_problems(catalog, settings))
-    out.extend(_shared_problems(catalog, settings))
+    bound, _books, groups, mode_problems = _bindings(catalog, settings)
+    out.extend(mode_problems)
+    out.extend(_shared_problems(catalog, settings, bound, groups))
     return out
 
 
-def _mode_problems(catalog, settings):
-    out = []
-    modes = known_modes(catalog, settings)
-    active = settings.get("active_mode") or ""
-    if active and active not in modes:
-        out.append("vllm_active_mode %s is not a mode of the catalog (known: %s)" % (active, ", ".join(modes) or "none"))
-    return out
-
-
-def _shared_problems(catalog, settings):
-    """Entries that share a Service (the stable name clients use) must agree and never run together."""
+def _shared_problems(catalog, settings, bound, groups):
+    """Entries that share a Service (the stable name clients use) must agree on it, and those that can run
+    at the same time must serve the same model names (replicas of one model on several nodes), else clients
+    would get one model or the other at random."""
     out = []
     by_service = {}
     for entry in catalog:
@@ -367,13 +346,13 @@ def _shared_problems(catalog, settings):
             if _ingress_of(other, settings) != _ingress_of(first, settings):
                 out.append("Service %s: entries %s and %s disagree on its ingress"
                            % (service, first["name"], other["name"]))
-        for mode in [""] + known_modes(catalog, settings):
-            together = [e["name"] for e in entries if active_in(e, mode)]
-            if len(together) > 1:
-                out.append("Service %s would route to %s at the same time%s: give them different services or "
-                           "different modes" % (service, " and ".join(together),
-                                                " (mode %s)" % mode if mode else " (always on)"))
-                break
+        for i, first_entry in enumerate(entries):
+            for other in entries[i + 1:]:
+                if _together(first_entry["name"], other["name"], bound, groups) and \
+                        served_model_names(first_entry) != served_model_names(other):
+                    out.append("Service %s would route to %s and %s at the same time, which serve different models: "
+                               "give them different services, or put them in different GPU modes of one node"
+                               % (service, first_entry["name"], other["name"]))
     claims = {}
     for entry in catalog:
         cache = _cache_of(entry, settings)
@@ -537,8 +516,10 @@ def _container(entry, server, settings, model, cache):
                 ["--local-dir", model] if model.startswith("/") else [])}
 
 
-def workload(entry, settings):
-    """One catalog entry expanded with settings: every value the Deployment, PDB and probes need."""
+def workload(entry, settings, node=None):
+    """One catalog entry expanded with settings: every value the Deployment, PDB and probes need. ``node``:
+    ``{"name", "selector"}`` of the GPU node whose modes name the entry (mode-bound: pinned there by the
+    selector, replicas left to the switcher)."""
     name = entry["name"]
     full = settings["name_prefix"] + name
     server = entry.get("server") or "vllm"
@@ -562,10 +543,10 @@ def workload(entry, settings):
     pod_labels = dict(labels)
     pod_labels[LABEL_SERVICE] = service["name"]
     pod_labels.update(service["selector"])
-    modes = _modes_of(entry)
-    active = active_in(entry, settings.get("active_mode") or "")
     node_selector = dict(settings["node_selector"] or {})
     node_selector.update(entry.get("node_selector") or {})
+    if node:
+        node_selector.update(node["selector"])
     tolerations = entry.get("tolerations")
     if tolerations is None:
         tolerations = settings["tolerations"] or []
@@ -582,17 +563,28 @@ def workload(entry, settings):
     model = str(entry["model"])
     model_id = entry.get("model_id") or model
     names = served_model_names(entry)
+    port = int(_entry_get(entry, "port", settings))
+    image = entry.get("image") or settings["image"]
+    # what the GPU mode switcher and `gpu-mode` read from the cluster (they read no file on a node)
     annotations = {
-        ANNOTATION_PREFIX + "modes": ",".join(modes) if modes is not None else "*",
         ANNOTATION_PREFIX + "served-model-names": ",".join(names),
         ANNOTATION_PREFIX + "health": "%s %s" % (health["kind"], health["path"]),
         ANNOTATION_PREFIX + "model": model_id,
+        ANNOTATION_PREFIX + "service": service["name"],
+        ANNOTATION_PREFIX + "service-port": str(service["port"]),
+        ANNOTATION_PREFIX + "port": str(port),
+        ANNOTATION_PREFIX + "load-seconds": format_number(float(_entry_get(entry, "load_seconds", settings))),
+        ANNOTATION_PREFIX + "compat": json.dumps({"image": image, "model": compat_model(dict(entry, model=model_id))},
+                                                 sort_keys=True),
     }
+    if health["field"]:
+        annotations[ANNOTATION_PREFIX + "health-field"] = health["field"]
+    if node:
+        annotations[ANNOTATION_PREFIX + "node"] = node["name"]
+        annotations[ANNOTATION_PREFIX + "replicas-manager"] = gpu_state.FIELD_MANAGER
     if entry.get("fallback"):
         annotations[ANNOTATION_PREFIX + "fallback"] = settings["name_prefix"] + entry["fallback"]
     annotations.update(dict((str(k), str(v)) for k, v in (entry.get("annotations") or {}).items()))
-    port = int(_entry_get(entry, "port", settings))
-    image = entry.get("image") or settings["image"]
     runtime_class = entry.get("runtime_class")
     out = {
         "name": name,
@@ -631,9 +623,9 @@ def workload(entry, settings):
         "pod_labels": pod_labels,
         "selector": selector,
         "annotations": annotations,
-        "modes": modes,
-        "active": active,
-        "replicas": int(entry.get("replicas") or 1) if active else 0,
+        "node": node["name"] if node else "",
+        # a mode-bound Deployment's replicas belong to the GPU mode switcher: the role leaves them out
+        "replicas": None if node else int(entry.get("replicas") if entry.get("replicas") is not None else 1),
         "fallback": entry.get("fallback") or "",
     }
     if _entry_get(entry, "prepull", settings):
@@ -673,7 +665,8 @@ def plan(catalog, settings):
     if found:
         raise CatalogError(found)
     entries = [e for e in catalog if e.get("enabled", True) is not False]
-    workloads = [workload(e, settings) for e in entries]
+    bound, books, _groups, _problems = _bindings(catalog, settings)
+    workloads = [workload(e, settings, bound.get(e["name"])) for e in entries]
     services = []
     for entry, w in zip(entries, workloads):
         existing = [s for s in services if s["name"] == w["service"]]
@@ -698,13 +691,12 @@ def plan(catalog, settings):
             claims.append({"name": cache["claim"], "access_mode": cache["access_mode"], "size": cache["size"],
                            "storage_class": cache["storage_class"]})
     common = {LABEL_NAME: settings["app_name"], LABEL_PART_OF: settings["part_of"], LABEL_MANAGED_BY: MANAGED_BY}
-    mode = settings.get("active_mode") or ""
     return {
         "namespace": settings["namespace"],
         "create_namespace": bool(settings["create_namespace"]),
         "labels": common,
-        "active_mode": mode,
-        "modes": dict((m, mode_entries(catalog, m)) for m in known_modes(catalog, settings)),
+        "gpu_nodes": [dict(books[n], configmap=gpu_modes.configmap_name(n),
+                           modes_json=json.dumps(books[n], sort_keys=True, indent=1)) for n in sorted(books)],
         "hf_token_secret": settings["hf_token_secret"] or "",
         "weights_script": settings["name_prefix"] + "weights-check" if any(w["download"] for w in workloads) else "",
         "prepull_pause_image": settings["prepull_pause_image"],

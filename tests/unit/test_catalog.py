@@ -35,15 +35,32 @@ DEFAULTS = load(ROLE / "defaults" / "main.yml")
 
 
 def settings(**overrides):
-    """The role's knobs (defaults/main.yml) without the prefix, with overrides."""
+    """The role's knobs (defaults/main.yml) without the prefix, with overrides. ``gpu_nodes`` (its default
+    reads the inventory's hosts) is empty unless given."""
     out = catalog.settings_from_vars(DEFAULTS)
+    out["gpu_nodes"] = []
     out.update(overrides)
     return out
 
 
+def node(name, **modes):
+    """A GPU node with modes: ``node("w1", ml=["ml"], r1=["r1"])`` (the first mode is the default)."""
+    gpu_modes = {}
+    for index, (mode, workloads) in enumerate(modes.items()):
+        gpu_modes[mode] = {"description": mode, "workloads": workloads, "default": index == 0}
+    return {"name": name, "modes": gpu_modes}
+
+
+def homelab_nodes(homelab):
+    """The home lab's one GPU node with the inventory's modes."""
+    return [{"name": "k3s-gpu-worker", "modes": homelab["gpu_modes"]}]
+
+
 def inventory_settings(inventory):
     """Knobs as an inventory sets them over the role's defaults."""
-    return catalog.settings_from_vars(dict(DEFAULTS, **inventory))
+    out = catalog.settings_from_vars(dict(DEFAULTS, **inventory))
+    out["gpu_nodes"] = [{"name": "gpu-node", "modes": inventory["gpu_modes"]}] if "gpu_modes" in inventory else []
+    return out
 
 
 def entry(name, **keys):
@@ -127,26 +144,40 @@ def test_duplicate_names_and_missing_fallbacks_fail():
     assert "fallback names the entry itself" in problems_text([entry("a", fallback="a")])
 
 
-def test_a_shared_service_must_never_route_to_two_running_workloads():
+def test_a_shared_service_must_never_route_to_two_different_models_at_once():
     both_always = [entry("a", service={"name": "api"}), entry("b", service={"name": "api"})]
-    assert "Service api would route to a and b at the same time (always on)" in problems_text(both_always)
-    same_mode = [entry("a", modes=["x"], service={"name": "api"}), entry("b", modes=["x", "y"], service={"name": "api"})]
-    assert "Service api would route to a and b at the same time (mode x)" in problems_text(same_mode)
-    other_port = [entry("a", modes=["x"], service={"name": "api", "port": 8000}),
-                  entry("b", modes=["y"], service={"name": "api", "port": 9000})]
-    assert "Service api: entries a and b disagree on its port, type or selector" in problems_text(other_port)
-    other_selector = [entry("a", modes=["x"], service={"name": "api", "selector": {"app": "one"}}),
-                      entry("b", modes=["y"], service={"name": "api", "selector": {"app": "two"}})]
-    assert "Service api: entries a and b disagree on its port, type or selector" in problems_text(other_selector)
-    fine = [entry("a", modes=["x"], service={"name": "api"}), entry("b", modes=["y"], service={"name": "api"})]
-    the_plan = catalog.plan(fine, settings(active_mode="x"))
+    assert ("Service api would route to a and b at the same time, which serve different models"
+            in problems_text(both_always))
+    same_mode = [entry("a", service={"name": "api"}), entry("b", service={"name": "api"})]
+    assert "Service api would route to a and b at the same time" in problems_text(
+        same_mode, gpu_nodes=[node("w1", x=["a", "b"])])
+    other_nodes = [entry("a", service={"name": "api"}), entry("b", service={"name": "api"})]
+    assert "Service api would route to a and b at the same time" in problems_text(
+        other_nodes, gpu_nodes=[node("w1", x=["a"]), node("w2", x=["b"])])
+    other_port = [entry("a", service={"name": "api", "port": 8000}), entry("b", service={"name": "api", "port": 9000})]
+    assert "Service api: entries a and b disagree on its port, type or selector" in problems_text(
+        other_port, gpu_nodes=[node("w1", x=["a"], y=["b"])])
+    other_selector = [entry("a", service={"name": "api", "selector": {"app": "one"}}),
+                      entry("b", service={"name": "api", "selector": {"app": "two"}})]
+    assert "Service api: entries a and b disagree on its port, type or selector" in problems_text(
+        other_selector, gpu_nodes=[node("w1", x=["a"], y=["b"])])
+    fine = [entry("a", service={"name": "api"}), entry("b", service={"name": "api"})]
+    the_plan = catalog.plan(fine, settings(gpu_nodes=[node("w1", x=["a"], y=["b"])]))
     assert [s["name"] for s in the_plan["services"]] == ["api"]
     assert the_plan["services"][0]["workloads"] == ["a", "b"]
+    # replicas of one model on two nodes behind one Service: fine
+    replicas = [entry("a", served_model_names=["m"], service={"name": "api"}),
+                entry("b", served_model_names=["m"], service={"name": "api"})]
+    catalog.plan(replicas, settings(gpu_nodes=[node("w1", x=["a"]), node("w2", x=["b"])]))
 
 
-def test_unknown_active_mode_fails_naming_the_known_ones(homelab):
-    text = problems_text(homelab["vllm_catalog"], active_mode="r2")
-    assert "vllm_active_mode r2 is not a mode of the catalog (known: ml, r1, off)" in text
+def test_bad_gpu_modes_fail_naming_the_node_and_the_mode():
+    text = problems_text([entry("ml")], gpu_nodes=[node("w1", ml=["ml", "qwen"])])
+    assert "gpu_modes of GPU node w1.ml: workload qwen is not a vllm_catalog entry (known: ml)" in text
+    text = problems_text([entry("ml")], gpu_nodes=[node("w1", ml=["ml"]), node("w2", ml=["ml"])])
+    assert ("vllm_catalog entry ml is in the modes of two GPU nodes (w1 and w2): a mode-bound entry runs on one "
+            "node; give each node its own entry" in text)
+    assert "vllm_gpu_nodes must be a list of {name, modes, selector}" in problems_text([entry("ml")], gpu_nodes="x")
 
 
 def test_claims_shared_by_entries_must_agree():
@@ -157,22 +188,35 @@ def test_claims_shared_by_entries_must_agree():
 
 # --- GPU modes -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode, replicas", [
-    ("ml", {"vllm-ml": 1, "vllm-r1": 0}),
-    ("r1", {"vllm-ml": 0, "vllm-r1": 1}),
-    ("off", {"vllm-ml": 0, "vllm-r1": 0}),
-    ("", {"vllm-ml": 0, "vllm-r1": 0}),
-])
-def test_the_active_mode_decides_which_entry_owns_the_gpu(homelab, mode, replicas):
-    the_plan = catalog.plan(homelab["vllm_catalog"], settings(active_mode=mode))
-    assert {w["full_name"]: w["replicas"] for w in the_plan["workloads"]} == replicas
-    assert the_plan["modes"] == {"ml": ["ml"], "r1": ["r1"], "off": []}
+def test_mode_bound_entries_are_pinned_and_leave_replicas_to_the_switcher(homelab):
+    the_plan = catalog.plan(homelab["vllm_catalog"], settings(gpu_nodes=homelab_nodes(homelab), node_selector={}))
+    for w in the_plan["workloads"]:
+        assert w["replicas"] is None
+        assert w["node"] == "k3s-gpu-worker"
+        assert w["node_selector"] == {"kubernetes.io/hostname": "k3s-gpu-worker"}
+        assert w["annotations"]["baremetal.gpu/node"] == "k3s-gpu-worker"
+        assert w["annotations"]["baremetal.gpu/replicas-manager"] == "baremetal-gpu-mode"
+    (book,) = the_plan["gpu_nodes"]
+    assert book["configmap"] == "gpu-mode-k3s-gpu-worker"
+    assert book["default"] == "ml"
+    assert book["modes"] == {
+        "ml": {"description": "Qwen/Qwen3-8B-AWQ, also as vllm-qwen", "workloads": {"vllm-ml": 1}},
+        "r1": {"description": "casperhansen/deepseek-r1-distill-qwen-7b-awq, also as vllm-r1",
+               "workloads": {"vllm-r1": 1}},
+        "off": {"description": "no model; the GPU is free for the machine's other GPU work", "workloads": {}}}
 
 
-def test_entries_without_modes_always_run_and_empty_modes_never():
-    the_plan = catalog.plan([entry("always", service={"name": "a"}), entry("never", modes=[], service={"name": "n"}),
-                             entry("two", replicas=2, modes=["x"])], settings(active_mode="x"))
-    assert [(w["name"], w["replicas"]) for w in the_plan["workloads"]] == [("always", 1), ("never", 0), ("two", 2)]
+def test_a_node_selector_other_than_the_hostname_pins_mode_bound_entries():
+    the_plan = catalog.plan([entry("asr"), entry("tts", service={"name": "tts"})], settings(gpu_nodes=[
+        dict(node("t4-speech", speech=["asr", "tts"]), selector={"node-type": "gpu"})]))
+    assert [w["node_selector"] for w in the_plan["workloads"]] == [{"node-type": "gpu"}] * 2
+    assert the_plan["gpu_nodes"][0]["modes"]["speech"]["workloads"] == {"vllm-asr": 1, "vllm-tts": 1}
+
+
+def test_entries_no_mode_names_always_run_with_their_replicas():
+    the_plan = catalog.plan([entry("always", service={"name": "a"}), entry("two", replicas=2, service={"name": "t"}),
+                             entry("bound")], settings(gpu_nodes=[node("w1", x=["bound"])]))
+    assert [(w["name"], w["replicas"]) for w in the_plan["workloads"]] == [("always", 1), ("two", 2), ("bound", None)]
     assert [w["name"] for w in catalog.plan([entry("off", enabled=False), entry("on")], settings())["workloads"]] == ["on"]
 
 
@@ -333,9 +377,9 @@ def test_placement_runtime_class_and_pod_affinity():
 
 
 def test_a_custom_service_selector_labels_every_pod_behind_it():
-    the_plan = catalog.plan([entry("ml", modes=["ml"], service={"name": "vllm-api", "selector": {"app": "vllm-server"}}),
-                             entry("r1", modes=["r1"], service={"name": "vllm-api", "selector": {"app": "vllm-server"}})],
-                            settings(active_mode="ml"))
+    the_plan = catalog.plan([entry("ml", service={"name": "vllm-api", "selector": {"app": "vllm-server"}}),
+                             entry("r1", service={"name": "vllm-api", "selector": {"app": "vllm-server"}})],
+                            settings(gpu_nodes=[node("w1", ml=["ml"], r1=["r1"])]))
     (service,) = the_plan["services"]
     assert service["selector"] == {"app": "vllm-server"}
     assert all(w["pod_labels"]["app"] == "vllm-server" for w in the_plan["workloads"])

@@ -45,6 +45,9 @@ def test_there_is_one_worked_example_per_reference_deployment():
 def test_each_worked_example_is_valid_and_expands(title):
     variables = EXAMPLES[title]
     assert catalog.spec_errors(variables["vllm_catalog"], ENTRY_SPEC) == []
-    assert set(variables) <= set(DEFAULTS), "a knob the role does not have"
-    the_plan = catalog.plan(variables["vllm_catalog"], catalog.settings_from_vars(dict(DEFAULTS, **variables)))
+    assert set(variables) - {"gpu_modes"} <= set(DEFAULTS), "a knob the role does not have"
+    settings = catalog.settings_from_vars(dict(DEFAULTS, **variables))
+    # gpu_modes is the GPU node's own variable; the role gathers it from the gpu_nodes hosts
+    settings["gpu_nodes"] = [{"name": "gpu-node", "modes": variables["gpu_modes"]}] if "gpu_modes" in variables else []
+    the_plan = catalog.plan(variables["vllm_catalog"], settings)
     assert [w["name"] for w in the_plan["workloads"]] == [e["name"] for e in variables["vllm_catalog"]]

@@ -17,6 +17,7 @@ import json
 import re
 
 OFF = "off"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 MODES_KEY = "modes.json"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -151,3 +152,44 @@ def bound_deployments(book):
     for spec in book["modes"].values():
         out.update(spec["workloads"])
     return sorted(out)
+
+
+def bind(catalog_names, gpu_nodes, name_prefix, namespace):
+    """The inventory's modes of every GPU node, against the catalog.
+
+    ``gpu_nodes``: ``[{"name": Kubernetes node name, "modes": that node's gpu_modes, "selector": the node
+    labels that pick it (default: its hostname label)}]``. Returns ``(bound, books, groups, problems)``:
+    ``bound`` maps each mode-bound catalog entry to its node's ``{"name", "selector"}`` (an entry is bound
+    to one node: its Deployment is pinned there and only that node's switches scale it), ``books`` the mode
+    book of each node as stored in its ConfigMap (Deployment names, ``name_prefix`` + entry), ``groups`` the
+    sets of entries that run together (one per mode of each node).
+    """
+    bound = {}
+    books = {}
+    groups = []
+    problems = []
+    if not isinstance(gpu_nodes or [], list) or not all(isinstance(n, dict) for n in gpu_nodes or []):
+        return bound, books, groups, ["vllm_gpu_nodes must be a list of {name, modes, selector}, got %r" % (gpu_nodes,)]
+    for node in gpu_nodes or []:
+        name = str(node.get("name") or "")
+        where = "gpu_modes of GPU node %s" % name
+        if not name:
+            problems.append("a GPU node with modes has no name")
+            continue
+        selector = dict(node.get("selector") or {HOSTNAME_LABEL: name})
+        found, default, node_problems = normalize_inventory_modes(node.get("modes"), catalog_names, where)
+        problems.extend(node_problems)
+        for spec in found.values():
+            groups.append(set(spec["workloads"]))
+            for entry in spec["workloads"]:
+                if entry in bound and bound[entry]["name"] != name:
+                    problems.append("vllm_catalog entry %s is in the modes of two GPU nodes (%s and %s): a "
+                                    "mode-bound entry runs on one node; give each node its own entry"
+                                    % (entry, bound[entry]["name"], name))
+                bound.setdefault(entry, {"name": name, "selector": selector})
+        books[name] = {
+            "node": name, "namespace": namespace, "default": default, "selector": selector,
+            "modes": dict((mode, {"description": spec["description"],
+                                  "workloads": dict((name_prefix + e, r) for e, r in spec["workloads"].items())})
+                          for mode, spec in found.items())}
+    return bound, books, groups, problems
