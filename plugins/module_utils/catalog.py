@@ -34,7 +34,6 @@ import math
 import re
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import compat
-from ansible_collections.baremetal.gpu.plugins.module_utils import compat_data
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import modes as gpu_modes
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import state as gpu_state
 
@@ -53,7 +52,7 @@ HEALTH_KINDS = ("vllm", "json")
 CACHE_TYPES = ("hostPath", "pvc", "none")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod", "ReadOnlyMany")
 # --dtype values vLLM accepts: the compatibility check's dtypes and their aliases (one definition, in compat).
-DTYPE_CHOICES = tuple(compat.DTYPES) + tuple(sorted(compat_data.DTYPE_ALIASES))
+DTYPE_CHOICES = compat.DTYPE_CHOICES
 
 # vLLM flags the catalog generates from structured keys: giving them in ``args`` as well is an error
 # (the compatibility check and the health wait read the keys, so the keys must be the source).

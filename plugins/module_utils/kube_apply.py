@@ -145,6 +145,42 @@ def validate_manifests(kube, manifests, default_namespace):
     return out
 
 
+# A manifest that leaves spec.replicas to another field manager (the GPU mode switcher) names it here.
+REPLICAS_MANAGER_ANNOTATION = "baremetal.gpu/replicas-manager"
+
+
+def owns_replicas(obj, manager):
+    """Whether field manager ``manager`` owns ``spec.replicas`` of the live object ``obj``."""
+    for entry in (obj or {}).get("metadata", {}).get("managedFields") or []:
+        if entry.get("manager") == manager and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
+            return True
+    return False
+
+
+def hand_over_replicas(kube, obj, live, check_mode=False):
+    """Before applying ``obj`` without ``spec.replicas``, make sure the manager its annotation names owns them,
+    so this apply neither sets nor (by leaving them out) resets them: a new object is created with 0 replicas
+    by that manager; a live one whose replicas it does not own yet (an older apply owned them) gets them
+    handed over at their live value. Returns True when it sent something."""
+    manager = ((obj.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_MANAGER_ANNOTATION)
+    if not manager or "replicas" in (obj.get("spec") or {}):
+        return False
+    if live is None:
+        first = copy.deepcopy(obj)
+        first["spec"]["replicas"] = 0
+        kube.apply(first, field_manager=manager, force=True, dry_run=check_mode)
+        return True
+    if owns_replicas(live, manager):
+        return False
+    meta = obj["metadata"]
+    partial = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+               "metadata": {"name": meta["name"], "namespace": meta.get("namespace"),
+                            "resourceVersion": live["metadata"]["resourceVersion"]},
+               "spec": {"replicas": int((live.get("spec") or {}).get("replicas") or 0)}}
+    kube.apply(partial, field_manager=manager, force=True, dry_run=check_mode)
+    return True
+
+
 def _yaml_text(obj):
     return json.dumps(obj, indent=2, sort_keys=True) + "\n" if obj is not None else ""
 
@@ -180,6 +216,7 @@ def apply_all(kube, manifests, field_manager=FIELD_MANAGER, force=True, check_mo
         if check_mode and namespace and namespace in new_namespaces:
             after = obj  # the namespace does not exist yet: the server cannot dry-run into it
         else:
+            hand_over_replicas(kube, obj, before, check_mode)
             after = kube.apply(obj, field_manager=field_manager, force=force, dry_run=check_mode)
         changed = object_changed(before, after)
         result = {

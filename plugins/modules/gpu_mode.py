@@ -135,7 +135,7 @@ rolled_back:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.baremetal.gpu.plugins.module_utils.kube import AUTH_ARG_SPEC, HAS_KUBERNETES, Kube, KubeError
+from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 
 
 def main():
@@ -153,18 +153,19 @@ def main():
         memory_wait=dict(type="bool", default=True),
         proc_root=dict(type="path", default="/proc"),
     )
-    spec.update(AUTH_ARG_SPEC)
+    spec.update(k8s.AUTH_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg="the kubernetes Python library is required on the GPU node")
+    problem = k8s.requirement_error()
+    if problem:
+        module.fail_json(msg=problem)
     from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import report
     from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.modes import ModeError
     from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.switch import SwitchError, switch
 
     p = module.params
     try:
-        kube = Kube.from_params(p)
-    except KubeError as exc:
+        kube = k8s.Kube.from_params(p)
+    except k8s.KubeError as exc:
         module.fail_json(msg=str(exc))
     try:
         result = switch(kube, p["namespace"], p["node"], p["mode"], check_mode=module.check_mode, force=p["force"],
@@ -177,7 +178,7 @@ def main():
     except SwitchError as exc:
         result = exc.result
         module.fail_json(msg=str(exc), **dict((k, v) for k, v in result.items() if k not in ("msg", "failed")))
-    except KubeError as exc:
+    except k8s.KubeError as exc:
         module.fail_json(msg="the cluster answered an error: %s" % exc)
     finally:
         kube.close()

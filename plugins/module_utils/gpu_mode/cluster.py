@@ -16,7 +16,6 @@ from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import mode
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.state import FIELD_MANAGER
 
 ANNOTATION = "baremetal.gpu/"
-SERVICE_LABEL = "baremetal.gpu/service"
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -101,6 +100,18 @@ class NodeCluster:
 
     def pods(self, deployment):
         return self.kube.items("v1", "Pod", self.namespace, label_selector=selector_of(deployment))
+
+    def service_only_labels(self, deployment):
+        """The labels that put a Deployment's pods behind its Service without being part of the Deployment's own
+        selector: removing them from a pod takes it out of the Service (no new requests) while its ReplicaSet
+        keeps it (nothing replaces it)."""
+        info = workload_info(deployment)
+        if not info["service"]:
+            return []
+        service = self.kube.get("v1", "Service", info["service"], self.namespace)
+        selector = ((service or {}).get("spec") or {}).get("selector") or {}
+        own = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        return sorted(k for k in selector if k not in own)
 
     # ---- acting
     def scale(self, name, replicas):

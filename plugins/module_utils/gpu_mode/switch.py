@@ -23,7 +23,7 @@ import time
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import drain as drain_mod
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import modes, release, state
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.cluster import (
-    SERVICE_LABEL, ClusterError, NodeCluster, workload_info)
+    ClusterError, NodeCluster, workload_info)
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.lease import LeaseLock, LockHeld, micro_time
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.start import StartFailed, wait_started
 
@@ -225,10 +225,14 @@ class Switch:
         outgoing_pods = [p for d in outgoing for p in self.cluster.pods(d)]
         self.timer.begin("drain", ", ".join(plan["stop"]) or "nothing to drain")
         if outgoing_pods and not opts.get("force"):
-            for pod in outgoing_pods:
-                if SERVICE_LABEL in ((pod.get("metadata") or {}).get("labels") or {}):
-                    self.cluster.set_pod_label(pod, SERVICE_LABEL, None)
-                    self._relabelled.append(pod)
+            for deployment in outgoing:
+                keys = self.cluster.service_only_labels(deployment)
+                for pod in self.cluster.pods(deployment):
+                    labels = (pod.get("metadata") or {}).get("labels") or {}
+                    for key in keys:
+                        if key in labels:
+                            self.cluster.set_pod_label(pod, key, None)
+                            self._relabelled.append((pod, key, labels[key]))
             self.result["drain_seconds"] = self._drain(outgoing, outgoing_pods)
 
         self.timer.begin("stop", ", ".join(plan["stop"]) or "nothing to stop")
@@ -326,9 +330,8 @@ class Switch:
         return out
 
     def _restore_labels(self):
-        for pod in self._relabelled:
-            value = pod["metadata"]["labels"][SERVICE_LABEL]
-            self.cluster.set_pod_label(pod, SERVICE_LABEL, value)
+        for pod, key, value in self._relabelled:
+            self.cluster.set_pod_label(pod, key, value)
         self._relabelled = []
 
     def _failure(self, exc, what_now):
