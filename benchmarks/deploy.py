@@ -62,16 +62,16 @@ def render_inventories():
 
 
 def render_probe():
-    """The health-detection workload (the home lab's ml entry, own namespace, no placement), rendered by
-    the role in both GPU modes: {"off": manifests, "on": manifests}."""
+    """The health-detection workload (the home lab's ml entry, own namespace, no placement, no GPU mode),
+    rendered by the role at 0 and at 1 replica: {"off": manifests, "on": manifests}."""
     homelab = yaml.safe_load((INVENTORIES["homelab"] / "group_vars" / "all.yml").read_text())
-    probe = dict(copy.deepcopy(homelab["vllm_catalog"][0]), name=PROBE, served_model_names=["vllm-bench"],
-                 modes=["on"])
+    probe = dict(copy.deepcopy(homelab["vllm_catalog"][0]), name=PROBE, served_model_names=["vllm-bench"])
     for key in ("service", "ingress"):
         probe.pop(key)
-    extra = {"vllm_namespace": NAMESPACE, "vllm_part_of": "benchmark", "vllm_catalog": [probe],
-             "vllm_node_selector": {}, "vllm_prepull": False, "vllm_ingress_enabled": False}
-    return {mode: render("homelab", dict(extra, vllm_active_mode=mode)).manifests for mode in ("off", "on")}
+    extra = {"vllm_namespace": NAMESPACE, "vllm_part_of": "benchmark", "vllm_node_selector": {},
+             "vllm_prepull": False, "vllm_ingress_enabled": False, "vllm_gpu_nodes": []}
+    return dict((state, render("homelab", dict(extra, vllm_catalog=[dict(probe, replicas=replicas)])).manifests)
+                for state, replicas in (("off", 0), ("on", 1)))
 
 
 class Backends:

@@ -4,6 +4,7 @@ worker, with a DeepSeek-R1 mode beside it): inventories/homelab rendered through
 the story it comes from; docs/reference-deployments.md tells the same facts in the project's words."""
 
 import base64
+import json
 
 import pytest
 
@@ -75,14 +76,21 @@ def test_r1_mode_keeps_its_model_and_tokenizer_on_the_same_image(deployments):
     assert flags["--enforce-eager"] is True
 
 
-def test_one_mode_owns_the_gpu_and_both_stay_ready_for_a_switch(deployments):
-    # GPU mode script: the two Deployments are scaled between 0 and 1; ml is the default mode
-    assert {n: d["spec"]["replicas"] for n, d in deployments.items()} == {"vllm-ml": 1, "vllm-r1": 0}
+def test_the_two_modes_are_the_workers_and_stay_ready_for_a_switch(rendered, deployments):
+    # GPU mode script: the two Deployments are scaled between 0 and 1 (now by the gpu-mode switcher, which
+    # owns their replicas: the role leaves them out, so a site.yml run never undoes a switch)
     for deployment in deployments.values():
+        assert "replicas" not in deployment["spec"]
+        assert deployment["metadata"]["annotations"]["baremetal.gpu/replicas-manager"] == "baremetal-gpu-mode"
         # Architecture compliance: Recreate (GPU exclusive access, no rolling updates)
         assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    switched = render("homelab", {"vllm_active_mode": "r1"}).by_kind("Deployment")
-    assert {n: d["spec"]["replicas"] for n, d in switched.items()} == {"vllm-ml": 0, "vllm-r1": 1}
+    # ml is the default mode; the modes live in the cluster, where `gpu-mode` reads them (no stale copy on
+    # the node: the script's manifests went stale and the operator fell back to kubectl apply)
+    configmap = rendered.by_kind("ConfigMap")["gpu-mode-k3s-gpu-worker"]
+    book = json.loads(configmap["data"]["modes.json"])
+    assert book["default"] == "ml"
+    assert {m: spec["workloads"] for m, spec in book["modes"].items()} == {
+        "ml": {"vllm-ml": 1}, "r1": {"vllm-r1": 1}, "off": {}}
 
 
 def test_pods_match_the_architecture_rules(rendered, deployments):

@@ -54,15 +54,17 @@ def test_out_of_memory_falls_back_to_the_smaller_model_behind_the_same_service(r
     small = main_container(deployments["vllm-asr-small"])
     assert small["command"] == ["qwen-asr-serve", "Qwen/Qwen3-ASR-0.6B"]
     assert deployments["vllm-asr"]["metadata"]["annotations"]["baremetal.gpu/fallback"] == "vllm-asr-small"
-    assert {n: d["spec"]["replicas"] for n, d in deployments.items()} == {"vllm-asr": 1, "vllm-asr-small": 0}
+    # two GPU modes of the workstation: asr (default) and asr-small; `gpu-mode asr-small` switches
+    book = json.loads(rendered.by_kind("ConfigMap")["gpu-mode-workstation"]["data"]["modes.json"])
+    assert book["default"] == "asr"
+    assert {m: spec["workloads"] for m, spec in book["modes"].items()} == {
+        "asr": {"vllm-asr": 1}, "asr-small": {"vllm-asr-small": 1}, "off": {}}
     (service,) = rendered.by_kind("Service").values()
     assert service["metadata"]["name"] == "asr" and service["spec"]["ports"][0]["port"] == 11001
     # clients keep one alias across the fallback
     for deployment in deployments.values():
         args = main_container(deployment)["args"]
         assert "asr" in args[args.index("--served-model-name") + 1:args.index("--host")]
-    switched = render("workstation-asr-fallback", {"vllm_active_mode": "asr-small"}).by_kind("Deployment")
-    assert {n: d["spec"]["replicas"] for n, d in switched.items()} == {"vllm-asr": 0, "vllm-asr-small": 1}
 
 
 def test_a_stock_vllm_image_would_not_load_the_model(rendered):

@@ -1,6 +1,7 @@
 """The vllm role run by ansible-playbook against the fake Kubernetes API and kubelet simulator, with
-the home-lab inventory's catalog: deploy, switch the GPU mode, stay idempotent, never print the token,
-and refuse a catalog with a mistyped key or conflicting entries before touching the cluster."""
+the home-lab inventory's catalog: deploy (mode-bound workloads created at 0, their modes in the cluster),
+leave a switch's replicas alone, stay idempotent, never print the token, and refuse a catalog with a
+mistyped key or conflicting entries before touching the cluster."""
 
 import copy
 import pathlib
@@ -13,7 +14,9 @@ from tests.harness.ansible_cli import ansible_playbook, kube_env
 from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec, fake_vllm_factory
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
+# the home lab's group_vars, for the default inventory's one GPU node (localhost) named as the worker
+HOMELAB = dict(yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text()),
+               gpu_node_name="k3s-gpu-worker")
 TOKEN = "hf_RoleSecretToken0042"
 TOKEN_B64 = "aGZfUm9sZVNlY3JldFRva2VuMDA0Mg=="
 PLAY = """---
@@ -53,27 +56,24 @@ def replicas(kube):
     return {d["metadata"]["name"]: d["spec"]["replicas"] for d in items}
 
 
-def test_role_deploys_switches_modes_and_stays_idempotent(cluster, kubeconfig, playbook):
+def test_role_deploys_never_undoes_a_switch_and_stays_idempotent(cluster, kubeconfig, playbook):
     env = kube_env(kubeconfig)
     first = ansible_playbook(playbook, "-v", "--diff", extra_vars=dict(HOMELAB, vllm_hf_token=TOKEN), env=env)
     out = first.stdout + first.stderr
     assert recap(out)["changed"] >= 1
-    assert "item=vllm-ml (Qwen/Qwen3-8B-AWQ, vllm-qwen)" in out  # the health wait ran for the running workload only
-    assert "item=vllm-r1" not in out
+    assert "item=vllm-ml" not in out and "item=vllm-r1" not in out  # nothing mode-bound runs before a switch
     assert TOKEN not in out and TOKEN_B64 not in out
-    assert replicas(cluster) == {"vllm-ml": 1, "vllm-r1": 0}
+    assert replicas(cluster) == {"vllm-ml": 0, "vllm-r1": 0}
     assert cluster.get("v1", "Secret", "vllm-hf-token", "ml") is not None
+    modes = cluster.get("v1", "ConfigMap", "gpu-mode-k3s-gpu-worker", "ml")
+    assert '"default": "ml"' in modes["data"]["modes.json"]
 
-    switched_vars = dict(HOMELAB, vllm_hf_token=TOKEN, vllm_active_mode="r1")
-    switched = ansible_playbook(playbook, "--diff", extra_vars=switched_vars, env=env)
-    out = switched.stdout + switched.stderr
-    assert recap(out)["changed"] >= 1
-    assert "item=vllm-r1 (casperhansen/deepseek-r1-distill-qwen-7b-awq, vllm-r1)" in out
-    assert TOKEN not in out and TOKEN_B64 not in out
+    # a switch to r1 (the switcher's field manager owns replicas of mode-bound Deployments)
+    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "vllm-r1", "namespace": "ml"},
+                   "spec": {"replicas": 1}}, field_manager="baremetal-gpu-mode", force=True)
+    again = ansible_playbook(playbook, "--diff", extra_vars=dict(HOMELAB, vllm_hf_token=TOKEN), env=env)
+    assert recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
     assert replicas(cluster) == {"vllm-ml": 0, "vllm-r1": 1}
-
-    again = ansible_playbook(playbook, extra_vars=dict(HOMELAB, vllm_hf_token=TOKEN, vllm_active_mode="r1"), env=env)
-    assert recap(again.stdout)["changed"] == 0
 
 
 def test_a_mistyped_catalog_key_or_a_conflict_fails_before_touching_the_cluster(playbook, tmp_path):
@@ -86,8 +86,8 @@ def test_a_mistyped_catalog_key_or_a_conflict_fails_before_touching_the_cluster(
     assert "max_model_lenght" in out and "Validating arguments against arg spec" in out
 
     conflict = copy.deepcopy(HOMELAB)
-    conflict["vllm_catalog"][1]["modes"] = ["ml", "r1"]
+    conflict["gpu_modes"]["ml"]["workloads"] = ["ml", "r1"]
     run = ansible_playbook(playbook, extra_vars=conflict, env=env, check=False)
     out = run.stdout + run.stderr
     assert run.returncode != 0
-    assert "Service vllm-api would route to ml and r1 at the same time (mode ml)" in out
+    assert "Service vllm-api would route to ml and r1 at the same time, which serve different models" in out
