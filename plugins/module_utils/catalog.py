@@ -85,9 +85,13 @@ VALUE_FLAGS = (("tokenizer", "--tokenizer"), ("dtype", "--dtype"), ("quantizatio
 # image's own Python: GET the URL, walk the dotted field, compare with the JSON value; exit 0 when equal.
 # Anything else (connection refused, HTTP error, field missing, other value) exits non-zero.
 JSON_PROBE_SCRIPT = (
-    "import json,sys,urllib.request as u\n"
+    "import http.client,json,sys\n"
+    "from urllib.parse import urlsplit\n"
     "url,field,want,timeout=sys.argv[1],sys.argv[2],json.loads(sys.argv[3]),float(sys.argv[4])\n"
-    "doc=json.load(u.urlopen(url,timeout=timeout))\n"
+    "u=urlsplit(url)\n"
+    "c=http.client.HTTPConnection(u.hostname,u.port or 80,timeout=timeout)\n"
+    "c.request('GET',u.path or '/')\n"
+    "doc=json.loads(c.getresponse().read())\n"
     "for key in field.split('.'):\n"
     "    doc=doc[key]\n"
     "sys.exit(0 if doc==want else 1)\n"
@@ -144,13 +148,22 @@ def _entry_get(entry, key, settings, setting=None):
 
 def _bindings(catalog, settings):
     """``(bound, books, groups, problems)`` of the GPU nodes' modes (``gpu_mode.modes.bind``)."""
-    names = set(e.get("name") for e in catalog if isinstance(e, dict) and e.get("enabled", True) is not False)
-    return gpu_modes.bind(names, settings["gpu_nodes"] or [], settings["name_prefix"], settings["namespace"])
+    names = set(e.get("name") for e in catalog if isinstance(e, dict))
+    disabled = set(e.get("name") for e in catalog if isinstance(e, dict) and e.get("enabled", True) is False)
+    return gpu_modes.bind(names, settings["gpu_nodes"] or [], settings["name_prefix"], settings["namespace"],
+                          disabled)
 
 
 def _together(a, b, bound, groups):
-    """Whether entries ``a`` and ``b`` can run at the same time: always-on ones with anything, entries
-    bound to different nodes, or entries some mode of their node runs together."""
+    """Whether entries ``a`` and ``b`` (catalog entries) can run at the same time: an entry no mode names
+    runs unless its replicas are 0; mode-bound ones run together when bound to different nodes, or when
+    some mode of their node runs both."""
+    def idle(entry):
+        return entry["name"] not in bound and entry.get("replicas") == 0
+
+    if idle(a) or idle(b):
+        return False
+    a, b = a["name"], b["name"]
     if bound.get(a) is None or bound.get(b) is None or bound[a]["name"] != bound[b]["name"]:
         return True
     return any(a in group and b in group for group in groups)
@@ -347,7 +360,7 @@ def _shared_problems(catalog, settings, bound, groups):
                            % (service, first["name"], other["name"]))
         for i, first_entry in enumerate(entries):
             for other in entries[i + 1:]:
-                if _together(first_entry["name"], other["name"], bound, groups) and \
+                if _together(first_entry, other, bound, groups) and \
                         served_model_names(first_entry) != served_model_names(other):
                     out.append("Service %s would route to %s and %s at the same time, which serve different models: "
                                "give them different services, or put them in different GPU modes of one node"

@@ -19,6 +19,9 @@ from tests.harness.role_render import render
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
+# The module under test, not the GPU modes: the home lab's two entries as plain workloads, ml running and
+# r1 at 0 (what a switch to ml leaves), so the role's manifests carry the replicas themselves.
+HOMELAB["vllm_catalog"][1]["replicas"] = 0
 
 
 @pytest.fixture
@@ -45,7 +48,9 @@ _RENDERED = {}
 
 
 def manifests(**overrides):
-    """The home lab's manifests with extra vars, rendered once per distinct set of overrides."""
+    """The home lab's manifests with extra vars, rendered once per distinct set of overrides (no GPU modes:
+    see HOMELAB)."""
+    overrides = dict({"vllm_gpu_nodes": [], "vllm_catalog": HOMELAB["vllm_catalog"]}, **overrides)
     key = json.dumps(overrides, sort_keys=True)
     if key not in _RENDERED:
         _RENDERED[key] = render("homelab", overrides).manifests

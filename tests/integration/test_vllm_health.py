@@ -114,6 +114,9 @@ def homelab_cluster(kube_api, kubeconfig):
         kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
         manifests = render("homelab").manifests
         k8s.apply_all(kube, manifests)
+        # mode ml, as a switch leaves it: the switcher's field manager owns the mode-bound replicas
+        kube.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "vllm-ml", "namespace": "ml"},
+                    "spec": {"replicas": 1}}, field_manager="baremetal-gpu-mode", force=True)
         try:
             yield kube
         finally:

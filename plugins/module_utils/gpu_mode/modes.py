@@ -154,7 +154,7 @@ def bound_deployments(book):
     return sorted(out)
 
 
-def bind(catalog_names, gpu_nodes, name_prefix, namespace):
+def bind(catalog_names, gpu_nodes, name_prefix, namespace, disabled=()):
     """The inventory's modes of every GPU node, against the catalog.
 
     ``gpu_nodes``: ``[{"name": Kubernetes node name, "modes": that node's gpu_modes, "selector": the node
@@ -162,7 +162,8 @@ def bind(catalog_names, gpu_nodes, name_prefix, namespace):
     ``bound`` maps each mode-bound catalog entry to its node's ``{"name", "selector"}`` (an entry is bound
     to one node: its Deployment is pinned there and only that node's switches scale it), ``books`` the mode
     book of each node as stored in its ConfigMap (Deployment names, ``name_prefix`` + entry), ``groups`` the
-    sets of entries that run together (one per mode of each node).
+    sets of entries that run together (one per mode of each node). ``disabled`` entries (``enabled: false``)
+    are left out of the modes that name them, as they are out of the cluster.
     """
     bound = {}
     books = {}
@@ -179,6 +180,9 @@ def bind(catalog_names, gpu_nodes, name_prefix, namespace):
         selector = dict(node.get("selector") or {HOSTNAME_LABEL: name})
         found, default, node_problems = normalize_inventory_modes(node.get("modes"), catalog_names, where)
         problems.extend(node_problems)
+        for spec in found.values():
+            for entry in set(spec["workloads"]) & set(disabled):
+                del spec["workloads"][entry]
         for spec in found.values():
             groups.append(set(spec["workloads"]))
             for entry in spec["workloads"]:
