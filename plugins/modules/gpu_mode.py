@@ -84,9 +84,11 @@ extends_documentation_fragment:
   - baremetal.gpu.kube_auth
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Validates and returns the plan (what stops, what starts, the expected load time); changes nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 """
 

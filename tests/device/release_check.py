@@ -31,7 +31,7 @@ def facts():
 
 
 def start_holder(gib):
-    ready = tempfile.mktemp(prefix="holder-ready-")
+    ready = os.path.join(tempfile.mkdtemp(prefix="holder-"), "ready")
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "gpu_memory_holder.py"), "--gib", str(gib),
                              "--ready", ready], stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -109,11 +109,11 @@ def main():
     args = parser.parse_args()
     results = {"idle": facts()}
     with release.NvmlPoller() as poller:
-        results["sigterm"] = [exit_case(poller, signal.SIGTERM, args.gib, 2.0) for _ in range(3)]
-        results["sigkill"] = [exit_case(poller, signal.SIGKILL, args.gib, 1.0) for _ in range(3)]
+        results["sigterm"] = [exit_case(poller, signal.SIGTERM, args.gib, 2.0) for _trial in range(3)]
+        results["sigkill"] = [exit_case(poller, signal.SIGKILL, args.gib, 1.0) for _trial in range(3)]
         results["sleep"] = sleep_case(poller, args.gib)
         started = time.perf_counter()
-        for _ in range(1000):
+        for _poll in range(1000):
             poller.memory(0)
             poller.processes(0)
         results["poll_cost_ms"] = round((time.perf_counter() - started), 4)  # 1000 polls, seconds -> ms each

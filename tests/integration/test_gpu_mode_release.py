@@ -87,7 +87,7 @@ def test_waits_while_the_stopped_pods_process_holds_memory_and_sees_the_release_
 def test_another_pods_process_on_the_same_gpu_does_not_block(fake_nvml_lib, node):
     vllm(node, 4242, POD_A, 6000)
     vllm(node, 5151, POD_B, 4000)  # a time-sliced neighbour that keeps running
-    waiter, _ = start_waiter(fake_nvml_lib, node, [POD_A])
+    waiter = start_waiter(fake_nvml_lib, node, [POD_A])[0]
     go(waiter)
     node.exit_process(4242)
     assert "released_at" in answer(waiter)
@@ -97,7 +97,7 @@ def test_another_pods_process_on_the_same_gpu_does_not_block(fake_nvml_lib, node
 def test_memory_that_is_never_released_fails_naming_the_holder(fake_nvml_lib, node):
     vllm(node, 4242, POD_A, 10800)
     node.stick(4242)
-    waiter, _ = start_waiter(fake_nvml_lib, node, [POD_A], timeout=1)
+    waiter = start_waiter(fake_nvml_lib, node, [POD_A], timeout=1)[0]
     go(waiter)
     node.exit_process(4242)
     result = answer(waiter)
@@ -107,7 +107,7 @@ def test_memory_that_is_never_released_fails_naming_the_holder(fake_nvml_lib, no
 
 def test_a_process_still_running_in_the_stopped_pod_is_named(fake_nvml_lib, node):
     vllm(node, 4242, POD_A, 10800)
-    waiter, _ = start_waiter(fake_nvml_lib, node, [POD_A], timeout=0.5)
+    waiter = start_waiter(fake_nvml_lib, node, [POD_A], timeout=0.5)[0]
     go(waiter)
     result = answer(waiter)
     assert result["holders"][0]["why"] == "still running in a stopped pod"
@@ -116,7 +116,7 @@ def test_a_process_still_running_in_the_stopped_pod_is_named(fake_nvml_lib, node
 
 def test_a_sleeping_server_may_keep_its_context(fake_nvml_lib, node):
     vllm(node, 4242, POD_A, 10800)
-    waiter, _ = start_waiter(fake_nvml_lib, node, [POD_A], keep_mib=1200)
+    waiter = start_waiter(fake_nvml_lib, node, [POD_A], keep_mib=1200)[0]
     go(waiter)
     time.sleep(0.3)
     assert waiter.poll() is None

@@ -31,17 +31,17 @@ def scale_as_switcher(kube, replicas):
 
 
 def test_a_new_mode_bound_deployment_starts_at_zero_and_the_role_never_undoes_a_switch(collection_kube):
-    results, _ = k8s.apply_all(collection_kube, [deployment()], field_manager=ROLE)
+    results = k8s.apply_all(collection_kube, [deployment()], field_manager=ROLE)[0]
     assert results[0]["action"] == "created"
     assert live(collection_kube)["spec"]["replicas"] == 0  # not the API's default of 1: nothing starts by itself
     assert k8s.owns_replicas(live(collection_kube), SWITCHER) and not k8s.owns_replicas(live(collection_kube), ROLE)
 
     scale_as_switcher(collection_kube, 1)  # gpu-mode r1
-    results, _ = k8s.apply_all(collection_kube, [deployment()], field_manager=ROLE)  # site.yml again
+    results = k8s.apply_all(collection_kube, [deployment()], field_manager=ROLE)[0]  # site.yml again
     assert results[0]["action"] == "unchanged"
     assert live(collection_kube)["spec"]["replicas"] == 1
 
-    results, _ = k8s.apply_all(collection_kube, [deployment(image="vllm/vllm-openai:v0.9.0")], field_manager=ROLE)
+    results = k8s.apply_all(collection_kube, [deployment(image="vllm/vllm-openai:v0.9.0")], field_manager=ROLE)[0]
     assert results[0]["action"] == "configured"  # a new image rolls out; the switch's replicas stay
     assert live(collection_kube)["spec"]["replicas"] == 1
 
@@ -51,7 +51,7 @@ def test_replicas_an_older_role_applied_are_handed_over_at_their_value(collectio
     del old["metadata"]["annotations"]
     k8s.apply_all(collection_kube, [old], field_manager=ROLE)  # what the role did before it left replicas out
     assert k8s.owns_replicas(live(collection_kube), ROLE)
-    results, _ = k8s.apply_all(collection_kube, [deployment()], field_manager=ROLE)
+    results = k8s.apply_all(collection_kube, [deployment()], field_manager=ROLE)[0]
     assert live(collection_kube)["spec"]["replicas"] == 1  # left out of the apply, yet not reset
     assert k8s.owns_replicas(live(collection_kube), SWITCHER) and not k8s.owns_replicas(live(collection_kube), ROLE)
     assert k8s.apply_all(collection_kube, [deployment()], field_manager=ROLE)[0][0]["action"] == "unchanged"

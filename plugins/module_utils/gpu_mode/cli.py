@@ -135,7 +135,3 @@ def main(argv=None, out=sys.stdout, err=sys.stderr):
         return EXIT_CLUSTER
     finally:
         kube.close()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

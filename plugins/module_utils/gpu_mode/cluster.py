@@ -87,9 +87,9 @@ class NodeCluster:
     def book(self, configmap=None):
         configmap = configmap if configmap is not None else self.configmap()
         if configmap is None:
-            raise modes.ModeError("no GPU modes are defined for node %s (ConfigMap %s/%s is missing): run "
-                                  "site.yml, whose vllm role writes them" % (self.node, self.namespace,
-                                                                           modes.configmap_name(self.node)))
+            raise modes.ModeError("no GPU modes are defined for node %s (ConfigMap %s/%s is missing): run site.yml, "
+                                  "whose vllm role writes them"
+                                  % (self.node, self.namespace, modes.configmap_name(self.node)))
         return modes.book_from_configmap(configmap)
 
     def deployments(self, names):

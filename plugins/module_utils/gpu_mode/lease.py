@@ -176,8 +176,8 @@ class LeaseLock:
             current = self._get()
             spec = (current or {}).get("spec") or {}
             if current is None or spec.get("holderIdentity") != self.holder:
-                self.lost = "the lock %s/%s is now held by %s" % (self.namespace, self.name,
-                                                                 spec.get("holderIdentity") or "nobody")
+                self.lost = "the lock %s/%s is now held by %s" % (
+                    self.namespace, self.name, spec.get("holderIdentity") or "nobody")
                 return False
             new = dict(spec, renewTime=micro_time(self.clock()))
             self.lease = self._replace(current, new)

@@ -142,8 +142,9 @@ def list_text(data):
     lines = ["%-12s %-7s %-6s %-7s %-36s %s" % ("MODE", "DEFAULT", "ACTIVE", "FIT", "WORKLOADS", "DESCRIPTION")]
     for m in data["modes"]:
         workloads = ", ".join("%s%s" % (w, "" if r == 1 else " x%d" % r) for w, r in sorted(m["workloads"].items()))
-        lines.append("%-12s %-7s %-6s %-7s %-36s %s" % (m["mode"], "*" if m["default"] else "", "*" if m["active"] else "",
-                                                       m["fit"], workloads or "-", m["description"]))
+        lines.append("%-12s %-7s %-6s %-7s %-36s %s" % (
+            m["mode"], "*" if m["default"] else "", "*" if m["active"] else "", m["fit"], workloads or "-",
+            m["description"]))
         if m["why"]:
             lines.append("%-12s %s" % ("", m["why"]))
     return "\n".join(lines)

@@ -41,8 +41,8 @@ def pod_failure(pod, crash_restarts=0):
         last = (cstatus.get("lastState") or {}).get("terminated")
         waiting = state.get("waiting") or {}
         if waiting.get("reason") in FATAL_WAITING:
-            return "container %s of pod %s: %s: %s" % (cstatus.get("name"), name, waiting.get("reason"),
-                                                        waiting.get("message") or "")
+            return "container %s of pod %s: %s: %s" % (
+                cstatus.get("name"), name, waiting.get("reason"), waiting.get("message") or "")
         terminated = state.get("terminated") or last
         if terminated and terminated.get("exitCode") not in (None, 0) and \
                 int(cstatus.get("restartCount") or 0) >= crash_restarts:
@@ -77,12 +77,13 @@ def wait_started(cluster, targets, deadline, crash_restarts=0):
     kube = cluster.kube
     started = cluster.clock()
     done = {}
-    selectors = dict((name, ((d.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
-                     for name, (d, _) in targets.items())
+    selectors = dict((name, ((target[0].get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+                     for name, target in targets.items())
     pods = {}
 
     def evaluate():
-        for name, (_, replicas) in targets.items():
+        for name, target in targets.items():
+            replicas = target[1]
             mine = [p for p in pods.values() if _matches(p, selectors[name])]
             for pod in mine:
                 why = pod_failure(pod, crash_restarts)
