@@ -17,7 +17,8 @@ fake API server, with a kubelet simulator running a fake vLLM server per pod it 
 * health_detect_s: the worst, over --trials rollouts of one workload, of the time between its fake
   vLLM server becoming healthy (the moment its state turns "ready") and health.wait_serving (the logic
   of baremetal.gpu.vllm_health, through the API server's service proxy) returning. This includes the
-  simulated kubelet's readiness probe and the endpoints update, as on a real cluster. Goal: under 0.5 s.
+  simulated kubelet's startup and readiness probes at the role's real periods (time scale 1.0) and the
+  endpoints update, as on a real cluster: it is bounded by one startup probe period.
 
 The Ansible process start (several seconds on a small machine) is not part of either figure.
 Last line, always: ``deploy apply_s=<seconds> health_detect_s=<seconds> workloads=<count>``.
@@ -42,8 +43,7 @@ import yaml  # noqa: E402
 from ansible_collections.baremetal.gpu.plugins.module_utils import health  # noqa: E402
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s  # noqa: E402
 from tests.harness.fake_kube import FakeKubeAPI  # noqa: E402
-from tests.harness.fake_vllm import FakeVLLMServer  # noqa: E402
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec  # noqa: E402
+from tests.harness.kubelet import KubeletSimulator, NodeSpec  # noqa: E402
 from tests.harness.role_render import INVENTORIES, render  # noqa: E402
 
 NAMESPACE = "bench"
@@ -75,25 +75,25 @@ def render_probe():
 
 
 class Backends:
-    """The kubelet's vllm_factory: a fake server per pod from its real container args; remembers them."""
+    """Load times of the fake vLLM programs (simulated seconds, at time scale 1.0) and where to find the
+    probed workload's server."""
 
     def __init__(self, load_seconds):
         self.load_seconds = load_seconds
-        self.lock = threading.Lock()
-        self.by_instance = {}
+        self.sim = None
 
-    def __call__(self, pod):
-        main = pod["spec"]["containers"][0]
-        instance = pod["metadata"]["labels"].get("app.kubernetes.io/instance", "")
-        load = self.load_seconds if instance.endswith(PROBE) else 0.05
-        if main["name"] == "server":  # a custom (non-vLLM) server: the T4 pair's FastAPI TTS
-            server = FakeVLLMServer(health_mode="json", port=0, load_seconds=load)
-        else:
-            server = FakeVLLMServer.from_args((main.get("command") or []) + (main.get("args") or []), port=0,
-                                              load_seconds=load)
-        with self.lock:
-            self.by_instance[instance] = server
-        return server
+    def __call__(self, ctx):
+        instance = ctx.pod["metadata"]["labels"].get("app.kubernetes.io/instance", "")
+        return {"load_seconds": self.load_seconds if instance.endswith(PROBE) else 0.05}
+
+    def probed(self, kube):
+        pods = kube.items("v1", "Pod", NAMESPACE, label_selector="app.kubernetes.io/instance=vllm-" + PROBE)
+        for pod in pods:
+            if not pod["metadata"].get("deletionTimestamp"):
+                program = self.sim.backend_of(NAMESPACE, pod["metadata"]["name"])
+                if program is not None and getattr(program, "server", None) is not None:
+                    return program.server
+        return None
 
 
 def ready_time(server, timeout):
@@ -123,9 +123,12 @@ def main(argv=None):
         ", ".join(namespaces)))
 
     backends = Backends(args.load_seconds)
+    spec = next(m for m in probe_manifests["on"] if m["kind"] == "Deployment")["spec"]["template"]["spec"]
+    periods = "/".join(str(spec["containers"][0][p]["periodSeconds"]) for p in ("startupProbe", "readinessProbe"))
     with tempfile.TemporaryDirectory() as tmp, FakeKubeAPI() as api, \
             KubeletSimulator(api.url, nodes=[NodeSpec(name="bench-node", gpus=64, cpu="512", memory="4Ti")],
-                             delays=Delays(), vllm_factory=backends):
+                             time_scale=1.0, vllm_overrides=backends) as sim:
+        backends.sim = sim
         kubeconfig = api.write_kubeconfig(Path(tmp) / "kubeconfig")
 
         started = time.monotonic()
@@ -149,9 +152,6 @@ def main(argv=None):
         latencies = []
         for trial in range(args.trials):
             for mode in ("off", "on"):  # like a GPU mode switch: scaled to 0, then to 1
-                if mode == "on":
-                    with backends.lock:
-                        backends.by_instance.pop("vllm-" + PROBE, None)
                 k8s.apply_all(kube, probe_manifests[mode])
                 if mode == "off":  # the old pod is gone before the new one starts
                     k8s.wait_ready(kube, [("apps/v1", "Deployment", NAMESPACE, "vllm-" + PROBE)], timeout=30)
@@ -161,18 +161,19 @@ def main(argv=None):
             def watch_ready():
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline:
-                    with backends.lock:
-                        server = backends.by_instance.get("vllm-" + PROBE)
+                    server = backends.probed(watcher_kube)
                     if server is not None:
                         waiter["ready_at"] = ready_time(server, 30)
                         return
                     time.sleep(0.001)
 
+            watcher_kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
             thread = threading.Thread(target=watch_ready, daemon=True)
             thread.start()
             result = health.wait_serving(fetch, served_model_name="vllm-bench", timeout=30)
             returned = time.monotonic()
             thread.join(5)
+            watcher_kube.close()
             latency = returned - waiter["ready_at"]
             latencies.append(latency)
             print("trial %d: healthy after %.3f s of waiting, detected %.3f s after the server was ready "
@@ -180,10 +181,10 @@ def main(argv=None):
         kube.close()
 
     health_detect_s = max(latencies)
-    print("health detection: median %.3f s, worst %.3f s over %d trials" % (
-        statistics.median(latencies), health_detect_s, len(latencies)))
-    print("goals: apply under 2 s %s, detection under 0.5 s %s" % (
-        "met" if apply_s < 2 else "MISSED", "met" if health_detect_s < 0.5 else "MISSED"))
+    print("health detection: median %.3f s, worst %.3f s over %d trials, through real probe periods (time scale "
+          "1.0; the role's startup and readiness probes every %s s: detection is bounded by one startup period)" % (
+              statistics.median(latencies), health_detect_s, len(latencies), periods))
+    print("goals: apply under 2 s %s" % ("met" if apply_s < 2 else "MISSED"))
     print("deploy apply_s=%.3f health_detect_s=%.3f workloads=%d" % (apply_s, health_detect_s, workload_count))
     return 0
 

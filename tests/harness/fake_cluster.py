@@ -1,6 +1,11 @@
-"""The simulated cluster as a process: the fake API server, the kubelet simulator (GPU nodes) and a fake
-vLLM server behind every Ready vLLM pod, managed like a daemon. `scripts/fake-cluster` is its command line;
-tests and benchmarks import the same functions.
+"""The simulated cluster as a process: the fake API server and the kubelet simulator (GPU nodes with the NVIDIA
+device plugin running; each container runs the program its command names, a fake vLLM server for vLLM pods),
+managed like a daemon. `scripts/fake-cluster` is its command line; tests and benchmarks import the same
+functions.
+
+Defaults are realistic (time scale 1.0, images already on the nodes, a model load of 20 s as the home lab
+measured from its cache, a 3 s shutdown): a newcomer's first try behaves like a node. `--time-scale`,
+`--load-seconds` and `--shutdown-seconds` shorten them.
 
     up(ClusterConfig(kubeconfig="/tmp/kc", nodes=[NodeSpec(gpus=2)]))   # background, returns once ready
     status()                                                           # what runs
@@ -9,7 +14,8 @@ tests and benchmarks import the same functions.
 
 One cluster per kubeconfig path. Its state lives in `<state root>/<hash of the kubeconfig's real path>/`:
 `state.json` (url, pid, nodes, kubeconfig and the digest of what was written to it), `pid`, `log` (the
-background process's stdout and stderr) and `lock`, which the serving process holds with flock(2) for its life:
+background process's stdout and stderr), `nodes/<node>/gpu/` (each GPU node's memory ledger as the fake
+NVML reads it: `nvml.txt`, `proc/`) and `lock`, which the serving process holds with flock(2) for its life:
 "running" means "the lock is held", so a crashed process (even SIGKILL) never looks alive, and its leftovers
 are cleaned by the next `down`, `up` or `status`. The state root is `$BAREMETAL_GPU_FAKE_CLUSTER_STATE`, else
 `$XDG_STATE_HOME/baremetal-gpu/fake-cluster`, else `~/.local/state/baremetal-gpu/fake-cluster`.
@@ -44,7 +50,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 # that `up`, `down` and `status` themselves start fast.
 
 __all__ = ["ClusterConfig", "ClusterState", "FakeClusterError", "AlreadyRunning", "PortInUse",
-           "up", "down", "serve", "status", "state_root", "state_dir", "vllm_pods_only", "main"]
+           "up", "down", "serve", "status", "state_root", "state_dir", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_ENV = "BAREMETAL_GPU_FAKE_CLUSTER_STATE"
@@ -69,20 +75,27 @@ class PortInUse(FakeClusterError):
 
 @dataclass
 class ClusterConfig:
-    """What to run. `nodes`: one entry per node, a `kubelet_sim.NodeSpec` or a dict of its keyword arguments
+    """What to run. `nodes`: one entry per node, a `kubelet.NodeSpec` or a dict of its keyword arguments
     (name, gpus, gpu_product, gpu_memory_mib, time_slicing_replicas, labels, taints...); NodeSpec's defaults
-    fill the rest (one RTX 3060 12 GB node called gpu-node)."""
+    fill the rest (one RTX 3060 12 GB node called gpu-node). Durations are simulated seconds, run at
+    `time_scale` (1.0: real time)."""
 
     kubeconfig: str
     nodes: List[Any] = field(default_factory=lambda: [{}])
     host: str = "127.0.0.1"
     port: int = 0
     namespace: str = "default"
-    load_seconds: float = 0.0  # how long each fake vLLM server "loads its model" before /health answers
+    time_scale: float = 1.0
+    load_seconds: float = 20.0  # how long each fake vLLM server loads its model before /health answers
+    shutdown_seconds: float = 3.0  # how long it takes to exit after SIGTERM
+    device_plugin: bool = True  # False: bare nodes, no nvidia.com/gpu until something registers it
+    pull_images: bool = False  # True: nodes start without images (pulls take size / bandwidth)
 
     def __post_init__(self) -> None:
         self.kubeconfig = os.path.abspath(os.path.expanduser(str(self.kubeconfig)))
         self.nodes = [dict(n) if isinstance(n, dict) else asdict(n) for n in self.nodes]
+        if not self.time_scale > 0:
+            raise FakeClusterError(f"--time-scale must be > 0, got {self.time_scale}")
 
 
 @dataclass
@@ -201,36 +214,6 @@ def status(kubeconfig: Optional[str] = None, root: Optional[str] = None,
     return found
 
 
-# ---------------------------------------------------------------------- what runs inside
-
-
-def _looks_like_vllm(container: Dict[str, Any]) -> bool:
-    image = str(container.get("image", "")).rsplit("@", 1)[0]
-    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    argv = [str(a) for a in list(container.get("command") or []) + list(container.get("args") or [])]
-    return "vllm" in repository.lower() or any("vllm" in a for a in argv)
-
-
-def vllm_pods_only(load_seconds: float = 0.0) -> Callable[[Dict[str, Any]], Any]:
-    """The kubelet simulator's `vllm_factory` for a general-purpose cluster: a FakeVLLMServer for pods whose
-    main container runs vLLM (its image or command names vllm), nothing for the rest (nginx, busybox...,
-    which then just "run")."""
-    from tests.harness.kubelet_sim import fake_vllm_factory
-
-    inner = fake_vllm_factory(load_seconds)
-
-    def factory(pod: Dict[str, Any]) -> Any:
-        containers = (pod.get("spec") or {}).get("containers") or []
-        if not containers or not _looks_like_vllm(containers[0]):
-            return None
-        try:
-            return inner(pod)
-        except ValueError:  # e.g. `sh -c` without a vllm command in it
-            return None
-
-    return factory
-
-
 def _port_error(host: str, port: int, err: OSError) -> PortInUse:
     return PortInUse(f"cannot listen on {host}:{port}: port {port} is already in use "
                      f"({os.strerror(err.errno or errno.EADDRINUSE)}); pick another with --port or stop "
@@ -288,7 +271,7 @@ def serve(config: ClusterConfig, root: Optional[str] = None, ready_fd: Optional[
 def _serve(config: ClusterConfig, root: Optional[str], pipe: _ReadyPipe, stop: Optional[threading.Event],
            on_ready: Optional[Callable[[ClusterState], None]]) -> int:
     from tests.harness.fake_kube import FakeKubeAPI
-    from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+    from tests.harness.kubelet import KubeletSimulator, NodeSpec
 
     directory = state_dir(config.kubeconfig, root)
     directory.mkdir(parents=True, exist_ok=True)
@@ -324,24 +307,33 @@ def _serve(config: ClusterConfig, root: Optional[str], pipe: _ReadyPipe, stop: O
             if err.errno == errno.EADDRINUSE:
                 raise _port_error(config.host, config.port, err) from None
             raise
-        sim = KubeletSimulator(api.url, nodes=nodes, delays=Delays(),
-                               vllm_factory=vllm_pods_only(config.load_seconds), token=api.token_value)
-        sim.start()
+        sim = KubeletSimulator(api.url, nodes=nodes, token=api.token_value, time_scale=config.time_scale,
+                               device_plugin=config.device_plugin, images_present=[] if config.pull_images else "*",
+                               vllm_load_seconds=config.load_seconds, vllm_shutdown_seconds=config.shutdown_seconds,
+                               state_dir=directory)
+        try:
+            sim.start()
+        except RuntimeError as err:
+            raise FakeClusterError(str(err)) from None
         Path(config.kubeconfig).parent.mkdir(parents=True, exist_ok=True)
         api.write_kubeconfig(config.kubeconfig, config.namespace)
         state = {"pid": os.getpid(), "url": api.url, "ca_file": api.ca_file, "kubeconfig": config.kubeconfig,
                  "kubeconfig_sha256": _sha256_file(config.kubeconfig), "started_at": time.time(),
                  "nodes": [{"name": n.name, "gpus": n.gpus, "gpu_product": n.gpu_product,
-                            "gpu_memory_mib": n.gpu_memory_mib, "time_slicing_replicas": n.time_slicing_replicas}
+                            "gpu_memory_mib": n.gpu_memory_mib, "time_slicing_replicas": n.time_slicing_replicas,
+                            "gpu_state_dir": str(directory / "nodes" / n.name / "gpu") if n.gpus else None}
                            for n in nodes],
-                 "load_seconds": config.load_seconds}
+                 "time_scale": config.time_scale, "load_seconds": config.load_seconds,
+                 "shutdown_seconds": config.shutdown_seconds}
         _write_json(directory / "state.json", state)
         (directory / "pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
         print(f"fake cluster up: {api.url} (pid {os.getpid()})", flush=True)
         print(f"  kubeconfig: {config.kubeconfig}", flush=True)
         for node in nodes:
+            allocatable = (api.get("Node", node.name).get("status") or {}).get("allocatable") or {}
+            gpus = ", ".join(f"{k} {v}" for k, v in sorted(allocatable.items()) if k.startswith("nvidia.com/"))
             print(f"  node {node.name}: {node.gpus}x {node.gpu_product} ({node.gpu_memory_mib} MiB), "
-                  f"nvidia.com/gpu allocatable {node.gpus * max(1, node.time_slicing_replicas)}", flush=True)
+                  f"allocatable {gpus or 'no GPUs'}", flush=True)
         if on_ready is not None:
             on_ready(_state_from(directory, state))
         pipe.send(READY_PREFIX + json.dumps(state))
@@ -380,9 +372,12 @@ def _refuse_foreign_kubeconfig(path: str) -> None:
 
 
 def _config_argv(config: ClusterConfig) -> List[str]:
-    return ["--kubeconfig", config.kubeconfig, "--host", config.host, "--port", str(config.port),
-            "--namespace", config.namespace, "--load-seconds", str(config.load_seconds),
+    argv = ["--kubeconfig", config.kubeconfig, "--host", config.host, "--port", str(config.port),
+            "--namespace", config.namespace, "--time-scale", str(config.time_scale),
+            "--load-seconds", str(config.load_seconds), "--shutdown-seconds", str(config.shutdown_seconds),
             "--nodes-json", json.dumps(config.nodes)]
+    return argv + (["--no-device-plugin"] if not config.device_plugin else []) + \
+        (["--pull-images"] if config.pull_images else [])
 
 
 def _api_answers(url: str, ca_file: Optional[str] = None, timeout: float = 2.0) -> bool:
@@ -397,8 +392,9 @@ def _api_answers(url: str, ca_file: Optional[str] = None, timeout: float = 2.0) 
         return False
 
 
-def up(config: ClusterConfig, root: Optional[str] = None, timeout: float = 30.0) -> ClusterState:
-    """Start the cluster in a background process; returns once its API answers and its nodes are registered.
+def up(config: ClusterConfig, root: Optional[str] = None, timeout: float = 60.0) -> ClusterState:
+    """Start the cluster in a background process; returns once its API answers, its nodes are registered and
+    (with the device plugin) their GPUs are allocatable.
     Raises AlreadyRunning (nothing done), PortInUse or FakeClusterError (with the log's tail); a failed start
     leaves nothing behind."""
     directory = state_dir(config.kubeconfig, root)
@@ -522,7 +518,7 @@ def down(kubeconfig: str, root: Optional[str] = None, timeout: float = 15.0) -> 
 
 def _nodes(args: argparse.Namespace) -> List[Dict[str, Any]]:
     """Node descriptions from the command line: each per-node option is given once (for every node) or once
-    per --node, in the same order; what is not given keeps kubelet_sim.NodeSpec's default."""
+    per --node, in the same order; what is not given keeps kubelet.NodeSpec's default."""
     if getattr(args, "nodes_json", None):
         return json.loads(args.nodes_json)
     names = args.node or [None]
@@ -572,9 +568,20 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--gpu-memory", action="append", type=int, metavar="MIB",
                          help="nvidia.com/gpu.memory label in MiB (default 12288)")
         sub.add_argument("--time-slicing", action="append", type=int, metavar="R",
-                         help="time-slicing replicas: each GPU is advertised R times (default 1)")
-        sub.add_argument("--load-seconds", type=float, default=0.0, metavar="S",
-                         help="seconds each fake vLLM server takes to load before /health answers (default 0)")
+                         help="time-slicing replicas: the node's device plugin config (time-slicing-R) shares each GPU R "
+                              "times (default 1)")
+        sub.add_argument("--time-scale", type=float, default=1.0, metavar="F",
+                         help="real seconds per simulated second: probes, back-offs, grace periods, pulls, model "
+                              "loads (default 1.0: real time; 0.1 runs ten times faster)")
+        sub.add_argument("--load-seconds", type=float, default=20.0, metavar="S",
+                         help="simulated seconds each fake vLLM server takes to load its model (default 20, a "
+                              "7-8B model from a warm cache)")
+        sub.add_argument("--shutdown-seconds", type=float, default=3.0, metavar="S",
+                         help="simulated seconds a fake vLLM server takes to exit after SIGTERM (default 3)")
+        sub.add_argument("--no-device-plugin", dest="device_plugin", action="store_false",
+                         help="bare nodes: no NVIDIA device plugin, so no nvidia.com/gpu to schedule on")
+        sub.add_argument("--pull-images", action="store_true",
+                         help="nodes start without images: pulls take image size / bandwidth")
         sub.add_argument("--port", type=int, default=0, help="API server port (default: a free one)")
         sub.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
         sub.add_argument("--namespace", default="default", help="the kubeconfig context's namespace")
@@ -596,7 +603,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command in ("up", "run"):
             config = ClusterConfig(kubeconfig=args.kubeconfig, nodes=_nodes(args), host=args.host, port=args.port,
-                                   namespace=args.namespace, load_seconds=args.load_seconds)
+                                   namespace=args.namespace, time_scale=args.time_scale,
+                                   load_seconds=args.load_seconds, shutdown_seconds=args.shutdown_seconds,
+                                   device_plugin=args.device_plugin, pull_images=args.pull_images)
             if args.command == "run":
                 return serve(config, args.state_root, ready_fd=args.ready_fd)
             started = time.monotonic()
@@ -608,7 +617,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"fake cluster up in {time.monotonic() - started:.2f}s: {state.url} (pid {state.pid})")
             print(f"  kubeconfig: {state.kubeconfig}   (export KUBECONFIG={state.kubeconfig})")
             for node in state.nodes:
-                print(f"  node {node['name']}: {node['gpus']}x {node['gpu_product']} ({node['gpu_memory_mib']} MiB)")
+                print(f"  node {node['name']}: {node['gpus']}x {node['gpu_product']} ({node['gpu_memory_mib']} MiB)"
+                      + (f", GPU state {node['gpu_state_dir']}" if node.get("gpu_state_dir") else ""))
             print(f"  log: {state.log}")
             print(f"  pid: {state.state_dir}/pid   (state: {state.state_dir}/state.json)")
             print(f"  stop it: {sys.argv[0] if argv is None else 'fake-cluster'} down --kubeconfig {state.kubeconfig}")

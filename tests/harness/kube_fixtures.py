@@ -8,13 +8,14 @@ an existing ServiceAccount), or `kube_api.write_kubeconfig(path, "ml", user="sys
 
 from __future__ import annotations
 
+import os
 import shutil
 from typing import Iterator
 
 import pytest
 
 from tests.harness.fake_kube import FakeKubeAPI
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+from tests.harness.kubelet import LOGIC_TEST_TIME_SCALE, TIME_SCALE_ENV, KubeletSimulator, NodeSpec
 
 __all__ = ["kube_api", "kube_api_module", "kubeconfig", "kubeconfig_for", "kube_client", "collection_kube", "kubelet",
            "kubectl_bin"]
@@ -74,9 +75,12 @@ def collection_kube(kubeconfig: str):
 
 
 @pytest.fixture
-def kubelet(kube_api: FakeKubeAPI) -> Iterator[KubeletSimulator]:
-    """Controllers, scheduler and kubelet for one GPU node (RTX 3060, 12 GiB, 1 GPU), zero delays."""
-    with KubeletSimulator(kube_api.url, nodes=[NodeSpec()], delays=Delays()) as sim:
+def kubelet(kube_api: FakeKubeAPI, tmp_path) -> Iterator[KubeletSimulator]:
+    """Controllers, scheduler and kubelet for one GPU node (RTX 3060, 12 GiB, 1 GPU) with the NVIDIA device
+    plugin running, at time scale LOGIC_TEST_TIME_SCALE (0.05: a 10 s probe period lasts 0.5 s) unless
+    $BAREMETAL_GPU_SIM_TIME_SCALE says otherwise; the node's GPU ledger is exported under tmp_path/cluster."""
+    scale = None if os.environ.get(TIME_SCALE_ENV) else LOGIC_TEST_TIME_SCALE
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec()], time_scale=scale, state_dir=tmp_path / "cluster") as sim:
         yield sim
     assert not sim.errors, sim.errors
 

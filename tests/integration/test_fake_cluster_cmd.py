@@ -22,6 +22,7 @@ from tests.harness import fake_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = ROOT / "scripts" / "fake-cluster"
+SCALE = 0.05  # what tests of the command's logic run at; the defaults (real time) are tested on their own
 
 kubernetes = pytest.importorskip("kubernetes")
 
@@ -74,7 +75,7 @@ def test_up_serves_gpu_nodes_to_a_real_client_and_down_leaves_nothing(cluster_en
     started = time.monotonic()
     out = cli(cluster_env, "up", "--kubeconfig", kubeconfig, "--node", "gpu-a", "--node", "gpu-b",
               "--gpus", 2, "--gpus", 1, "--gpu-product", "NVIDIA-H100-80GB-HBM3", "--gpu-memory", 81559,
-              "--time-slicing", 2)
+              "--time-slicing", 2, "--time-scale", SCALE)
     took = time.monotonic() - started
     assert out.returncode == 0, out.stderr
     assert took < 10, f"up took {took:.1f}s"
@@ -90,11 +91,15 @@ def test_up_serves_gpu_nodes_to_a_real_client_and_down_leaves_nothing(cluster_en
         nodes = kubernetes.client.CoreV1Api(api_client).list_node().items
     seen = {n.metadata.name: (n.status.allocatable.get("nvidia.com/gpu"), n.metadata.labels) for n in nodes}
     assert sorted(seen) == ["gpu-a", "gpu-b"]
-    assert seen["gpu-a"][0] == "4" and seen["gpu-b"][0] == "2"  # GPUs x time-slicing replicas
+    assert seen["gpu-a"][0] == "4" and seen["gpu-b"][0] == "2"  # GPUs x time-slicing replicas, from the plugin
     labels = seen["gpu-a"][1]
     assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
     assert labels["nvidia.com/gpu.memory"] == "81559"
-    assert labels["nvidia.com/gpu.replicas"] == "2"
+    assert labels["nvidia.com/device-plugin.config"] == "time-slicing-2"
+    nvml = Path(state["nodes"][0]["gpu_state_dir"]) / "nvml.txt"
+    mib = 1024 * 1024  # idle: total, 480 MiB reserved by the driver (measured on an H100), the rest free, 0 used
+    assert "device_count 2" in nvml.read_text()
+    assert f"gpu0.memory {81559 * mib} {480 * mib} {(81559 - 480) * mib} 0" in nvml.read_text()
 
     status = cli(cluster_env, "status", "--kubeconfig", kubeconfig)
     assert status.returncode == 0 and f"running: {state['url']} (pid {state['pid']})" in status.stdout
@@ -133,7 +138,7 @@ def test_a_busy_port_is_a_clear_error_and_leaves_nothing(cluster_env, tmp_path):
 
 def test_nothing_is_left_behind_after_the_process_is_killed(cluster_env, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
-    assert cli(cluster_env, "up", "--kubeconfig", kubeconfig).returncode == 0
+    assert cli(cluster_env, "up", "--kubeconfig", kubeconfig, "--time-scale", SCALE).returncode == 0
     [state] = state_of(cluster_env, kubeconfig)
     os.kill(state["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -145,7 +150,7 @@ def test_nothing_is_left_behind_after_the_process_is_killed(cluster_env, tmp_pat
     assert not kubeconfig.exists() and leftovers(cluster_env) == []
 
     # the same after a crash discovered by `status`, and a new `up` is not blocked by the dead one
-    assert cli(cluster_env, "up", "--kubeconfig", kubeconfig).returncode == 0
+    assert cli(cluster_env, "up", "--kubeconfig", kubeconfig, "--time-scale", SCALE).returncode == 0
     [state] = state_of(cluster_env, kubeconfig)
     os.kill(state["pid"], signal.SIGKILL)
     while not refused(state["url"]) and time.monotonic() < deadline + 10:
@@ -153,7 +158,7 @@ def test_nothing_is_left_behind_after_the_process_is_killed(cluster_env, tmp_pat
     [dead] = state_of(cluster_env, kubeconfig)
     assert dead["running"] is False
     assert not kubeconfig.exists() and leftovers(cluster_env) == []
-    assert cli(cluster_env, "up", "--kubeconfig", kubeconfig).returncode == 0
+    assert cli(cluster_env, "up", "--kubeconfig", kubeconfig, "--time-scale", SCALE).returncode == 0
     assert state_of(cluster_env, kubeconfig)[0]["running"]
 
 
@@ -196,7 +201,8 @@ def wait_available(apps, name, timeout=20.0):
 
 def test_a_ready_vllm_pod_answers_through_the_service_proxy(cluster_env, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
-    assert cli(cluster_env, "up", "--kubeconfig", kubeconfig, "--load-seconds", 0.2).returncode == 0
+    up_cmd = cli(cluster_env, "up", "--kubeconfig", kubeconfig, "--time-scale", SCALE, "--load-seconds", 4)
+    assert up_cmd.returncode == 0, up_cmd.stderr
     with client_for(kubeconfig) as api_client:
         apps = kubernetes.client.AppsV1Api(api_client)
         core = kubernetes.client.CoreV1Api(api_client)
@@ -226,7 +232,8 @@ def test_a_ready_vllm_pod_answers_through_the_service_proxy(cluster_env, tmp_pat
 def test_run_stays_in_the_foreground_until_ctrl_c(cluster_env, tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     cluster_env["kubeconfigs"].append(kubeconfig)
-    proc = subprocess.Popen([str(COMMAND), "run", "--kubeconfig", str(kubeconfig)], env=cluster_env["env"],
+    proc = subprocess.Popen([str(COMMAND), "run", "--kubeconfig", str(kubeconfig), "--time-scale", str(SCALE)],
+                            env=cluster_env["env"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         first = proc.stdout.readline()

@@ -14,7 +14,7 @@ import yaml
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 from tests.harness.ansible_cli import kube_env, run_tool
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec, fake_vllm_factory
+from tests.harness.kubelet import LOGIC_TEST_TIME_SCALE, KubeletSimulator, NodeSpec
 from tests.harness.role_render import render
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -26,20 +26,20 @@ HOMELAB["vllm_catalog"][1]["replicas"] = 0
 
 @pytest.fixture
 def behaviour():
-    """Per Deployment name: FakeVLLMServer keyword arguments for its pods (default: a 0.1 s load)."""
+    """Per Deployment name: FakeVLLMServer keyword arguments for its pods (durations simulated)."""
     return {}
 
 
 @pytest.fixture
 def cluster(kube_api, collection_kube, behaviour):
-    """The fake API plus a kubelet simulator whose pods run fake vLLM servers from their container args."""
+    """The fake API plus a kubelet simulator (time scale 0.05) whose pods run the fake vLLM from their container
+    args, loading for 2 s (simulated; 0.1 s real)."""
 
-    def factory(pod):
-        owner = pod["metadata"]["labels"].get("app.kubernetes.io/instance", "")
-        return fake_vllm_factory(**dict({"load_seconds": 0.1}, **behaviour.get(owner, {})))(pod)
+    def overrides(ctx):
+        return behaviour.get(ctx.pod["metadata"]["labels"].get("app.kubernetes.io/instance", ""), {})
 
-    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(crash_backoff=0.05),
-                          vllm_factory=factory) as sim:
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], time_scale=LOGIC_TEST_TIME_SCALE,
+                          vllm_load_seconds=2, vllm_overrides=overrides) as sim:
         yield collection_kube
     assert not sim.errors, sim.errors
 
@@ -145,7 +145,7 @@ def test_changed_args_roll_out_to_a_new_pod(cluster):
 
 
 def test_a_crashing_workload_fails_with_its_events_and_logs(cluster, behaviour):
-    behaviour["vllm-ml"] = {"load_seconds": 0.1, "crash_during_load": True}
+    behaviour["vllm-ml"] = {"load_seconds": 2, "crash_during_load": True}
     applied = k8s.apply_all(cluster, manifests())[1]
     started = time.monotonic()
     with pytest.raises(k8s.RolloutTimeout) as err:

@@ -12,8 +12,7 @@ import pytest
 from ansible_collections.baremetal.gpu.plugins.module_utils import health
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 from tests.harness.ansible_cli import kube_env, run_tool
-from tests.harness.fake_vllm import FakeVLLMServer
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+from tests.harness.kubelet import KubeletSimulator, NodeSpec
 from tests.harness.role_render import render
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -102,15 +101,9 @@ def test_one_tiny_completion_proves_inference_and_is_timed(fake_vllm):
 
 @pytest.fixture
 def homelab_cluster(kube_api, kubeconfig):
-    """The home-lab manifests applied to the fake API; its pods load for 1 s."""
-
-    def factory(pod):
-        main = pod["spec"]["containers"][0]
-        return FakeVLLMServer.from_args((main.get("command") or []) + (main.get("args") or []), port=0,
-                                        load_seconds=1.0)
-
-    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(),
-                          vllm_factory=factory) as sim:
+    """The home-lab manifests applied to the fake API; its pods load for 20 s simulated (1 s real at scale 0.05)."""
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], time_scale=0.05,
+                          vllm_load_seconds=20) as sim:
         kube = k8s.Kube.from_params({"kubeconfig": kubeconfig})
         manifests = render("homelab").manifests
         k8s.apply_all(kube, manifests)

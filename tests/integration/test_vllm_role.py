@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.harness.ansible_cli import ansible_playbook, kube_env
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec, fake_vllm_factory
+from tests.harness.kubelet import LOGIC_TEST_TIME_SCALE, KubeletSimulator, NodeSpec
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # the home lab's group_vars, for the default inventory's one GPU node (localhost) named as the worker
@@ -39,8 +39,8 @@ def playbook(tmp_path):
 
 @pytest.fixture
 def cluster(kube_api, collection_kube):
-    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays(),
-                          vllm_factory=fake_vllm_factory(load_seconds=0.2)) as sim:
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], time_scale=LOGIC_TEST_TIME_SCALE,
+                          vllm_load_seconds=4) as sim:
         yield collection_kube
     assert not sim.errors, sim.errors
 

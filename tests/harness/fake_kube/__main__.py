@@ -32,7 +32,7 @@ def main(argv=None) -> int:
             api.write_kubeconfig(args.kubeconfig, args.namespace)
         sim = None
         if args.kubelet:
-            from ..kubelet_sim import KubeletSimulator, NodeSpec
+            from ..kubelet import KubeletSimulator, NodeSpec
             sim = KubeletSimulator(api.url, nodes=[NodeSpec(gpus=args.gpus)], token=api.token_value)
             sim.start()
         print(api.url, flush=True)

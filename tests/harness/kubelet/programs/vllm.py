@@ -1,0 +1,119 @@
+"""The fake vLLM (tests/harness/fake_vllm.py) as a container program.
+
+The server is configured from the container's real argv and listens on a free loopback port; the kubelet
+maps podIP:<--port, default 8000> to it (unless it bound loopback with `--host 127.0.0.1`: then only the
+pod itself reaches it). Options from the simulator (`program_options["vllm"]`): `load_seconds` and
+`shutdown_seconds` (simulated), `overrides(ctx) -> dict` (more FakeVLLMServer keyword arguments, e.g.
+`crash_during_load`). The server gets the pod's GPU claim, environment and time scale when the fake vLLM
+accepts them (`gpu=`, `env=`, `time_scale=`, `shutdown_seconds=`); an older fake vLLM without them gets
+its load time already scaled and allocates no GPU memory."""
+
+from __future__ import annotations
+
+import inspect
+import posixpath
+import shlex
+from typing import Any, Dict, List, Optional
+
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+
+
+def vllm_args(argv: List[str]) -> Optional[List[str]]:
+    """The server's arguments when `argv` starts vLLM's OpenAI server, else None."""
+    argv = [str(a) for a in argv]
+    if len(argv) >= 3 and posixpath.basename(argv[0]) in ("sh", "bash", "dash", "ash") and \
+            argv[1].startswith("-") and "c" in argv[1]:
+        try:
+            lexer = shlex.shlex(argv[2], posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            tokens = list(lexer)
+        except ValueError:
+            return None
+        for i, token in enumerate(tokens):
+            if (posixpath.basename(token) == "vllm" and tokens[i + 1:i + 2] == ["serve"]) or token == SERVER_MODULE:
+                rest = tokens[i + (2 if token != SERVER_MODULE else 1):]
+                cut = next((j for j, t in enumerate(rest) if t in ("&&", "||", ";", "|", "&")), len(rest))
+                return rest[:cut]
+        return None
+    if argv[:1] == ["exec"]:
+        argv = argv[1:]
+    if len(argv) >= 2 and posixpath.basename(argv[0]) == "vllm" and argv[1] == "serve":
+        return argv[2:]
+    if len(argv) >= 3 and posixpath.basename(argv[0]).startswith("python") and argv[1] == "-m" \
+            and argv[2] == SERVER_MODULE:
+        return argv[3:]
+    return None
+
+
+def _option(args: List[str], name: str) -> Optional[str]:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class VllmProgram:
+    def __init__(self, ctx: Any) -> None:
+        from tests.harness.fake_vllm import FakeVLLMServer  # pylint: disable=import-outside-toplevel
+
+        self.ctx = ctx
+        args = vllm_args(ctx.argv) or []
+        port = _option(args, "--port")
+        self.listen_ports = [int(port) if port and port.isdigit() else 8000]
+        self.listen_host = _option(args, "--host") or "0.0.0.0"
+        options: Dict[str, Any] = dict(ctx.options.get("vllm") or {})
+        overrides = options.pop("overrides", None)
+        accepted = set(inspect.signature(FakeVLLMServer.__init__).parameters)
+        kwargs: Dict[str, Any] = {"port": 0, "host": "127.0.0.1"}
+        scaled = "time_scale" in accepted
+        if options.get("load_seconds") is not None:
+            kwargs["load_seconds"] = options["load_seconds"] * (1.0 if scaled else ctx.time_scale)
+        if scaled:
+            kwargs["time_scale"] = ctx.time_scale
+        if "shutdown_seconds" in accepted and options.get("shutdown_seconds") is not None:
+            kwargs["shutdown_seconds"] = options["shutdown_seconds"]
+        if "gpu" in accepted:
+            kwargs["gpu"] = ctx.gpu
+        if "env" in accepted:
+            kwargs["env"] = dict(ctx.env)
+        if callable(overrides):
+            extra = dict(overrides(ctx) or {})
+            if not scaled and "load_seconds" in extra:
+                extra["load_seconds"] = extra["load_seconds"] * ctx.time_scale
+            kwargs.update(extra)
+        self.error: Optional[str] = None
+        self.server = None
+        try:
+            self.server = FakeVLLMServer.from_args(list(ctx.argv), **kwargs)
+        except ValueError as err:  # vLLM's argparse refuses the command line: exit 2 with its usage error
+            self.error = f"vllm serve: error: {err}"
+        self._stop_takes_grace = self.server is not None and \
+            len(inspect.signature(self.server.stop).parameters) >= 1
+
+    def start(self) -> Optional[str]:
+        if self.server is None:
+            return None
+        return self.server.start()
+
+    def poll(self) -> Optional[int]:
+        if self.server is None:
+            return 2
+        return self.server.poll()
+
+    def stop(self, grace_seconds: float) -> int:
+        if self.server is None:
+            return 2
+        code = self.server.stop(grace_seconds) if self._stop_takes_grace else self.server.stop()
+        if isinstance(code, int):
+            return code
+        return self.server.exit_code if self.server.exit_code is not None else 0
+
+    def logs(self) -> List[str]:
+        if self.server is None:
+            return ["usage: vllm serve [model_tag] [options]", self.error or ""]
+        return self.server.logs()
+
+    def signal(self, name: str) -> bool:
+        return False
