@@ -34,6 +34,7 @@ SYNC_RETRY = 10.0  # simulated seconds before a failed pod sync is retried (the 
 MOUNT_RETRY = 2.0
 PULL_RETRY = 1.0  # after ErrImagePull, the next sync (which then reports ImagePullBackOff)
 PLEG_PERIOD = 1.0  # how often the kubelet relists containers (a crash is noticed within it)
+VOLUME_RESYNC = 60.0  # configMap/secret volumes follow their objects within the kubelet's sync period
 
 
 class PodWorker:
@@ -202,10 +203,15 @@ class PodWorker:
             return False
         return True
 
+    async def _refresh_volumes(self) -> None:
+        while not await self.pause(VOLUME_RESYNC):
+            self.volumes.refresh()
+
     async def _mount(self) -> bool:
         while True:
             errors = self.volumes.resolve()
             if not errors:
+                self.node.ctx.spawn(self._refresh_volumes())
                 return True
             for error in errors:
                 self.event("Warning", "FailedMount", str(error))

@@ -75,12 +75,12 @@ async def http_probe(session: aiohttp.ClientSession, spec: Dict[str, Any], conta
             return False, f"HTTP probe failed with statuscode: {resp.status}"
     except asyncio.TimeoutError:
         return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
-    except aiohttp.ClientSSLError:
-        return False, f'Get "{url}": http: server gave HTTP response to HTTPS client'
-    except (aiohttp.ClientError, OSError) as err:
+    except aiohttp.ClientConnectorError:  # bound but not listening (a server still loading)
+        return False, f'Get "{url}": dial tcp {host}:{port}: connect: connection refused'
+    except (aiohttp.ClientError, OSError):
         if scheme == "https":
             return False, f'Get "{url}": tls: first record does not look like a TLS handshake'
-        return False, f'Get "{url}": read tcp {host}:{port}: {err}'
+        return False, f'Get "{url}": EOF'
 
 
 async def tcp_probe(spec: Dict[str, Any], container: Dict[str, Any], net: PodPorts,

@@ -131,6 +131,21 @@ class PodVolumes:
                 errors.append(err)
         return errors
 
+    def refresh(self) -> None:
+        """The kubelet's periodic sync of configMap, secret, projected and downwardAPI volumes: their files
+        follow the objects (in place: mounts see the new content; an object gone keeps the last content)."""
+        for volume in (self.pod.get("spec") or {}).get("volumes") or []:
+            if not any(k in volume for k in ("configMap", "secret", "projected", "downwardAPI")):
+                continue
+            store = self.stores.get(volume["name"])
+            try:
+                fresh = self._one(volume)
+            except MountError:
+                continue
+            if isinstance(store, dict) and store != fresh:
+                store.clear()
+                store.update(fresh)
+
     def _one(self, volume: Obj) -> MutableMapping:
         name = volume["name"]
         if "configMap" in volume:

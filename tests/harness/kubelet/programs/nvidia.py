@@ -3,9 +3,12 @@
 
 `config-manager` reads the node's `NODE_LABEL` (nvidia.com/device-plugin.config), picks that config from
 `CONFIG_FILE_SRCDIR` (else `DEFAULT_CONFIG`, else the `FALLBACK_STRATEGIES`: `named` = a config called
-"default", `single` = the only one), and copies it to `CONFIG_FILE_DST`. With `ONESHOT=true` (the init
-container) it exits 0; as the sidecar it keeps watching the label and, when the config changes, sends
-`SIGNAL` (1 = SIGHUP) to `PROCESS_TO_SIGNAL`, which needs `shareProcessNamespace: true`.
+"default", `single` = the only one), and puts it at `CONFIG_FILE_DST` (the real one links it; here it is
+copied). With `ONESHOT=true` (the init container) it exits 0, or 1 when the config does not exist; as the
+sidecar it waits for label changes and, when the config changed, sends `SIGNAL` (1 = SIGHUP) to
+`PROCESS_TO_SIGNAL`, which needs `shareProcessNamespace: true`; a label naming a config that does not exist
+is logged and ignored until the next change (so a new config must be in the ConfigMap, and its volume
+updated, before the label names it).
 
 `nvidia-device-plugin` reads `CONFIG_FILE`, finds the node's GPUs (NVML; none: it fails, or idles with
 `failOnInitError: false`), and registers with the kubelet over /var/lib/kubelet/device-plugins (a
@@ -168,37 +171,48 @@ class ConfigManagerProgram(ThreadProgram):
             raise ConfigError(f"specified config {name} does not exist")
         return name
 
-    def main(self) -> int:
+    def _update(self, label: str) -> bool:
+        """updateConfig: point CONFIG_FILE_DST at the chosen config; signal the plugin when it changed."""
         env = self.ctx.env
-        oneshot = env.get("ONESHOT", "false").lower() == "true"
-        label_key = env.get("NODE_LABEL", "nvidia.com/device-plugin.config")
         source = env.get("CONFIG_FILE_SRCDIR", "/available-configs")
         target = env.get("CONFIG_FILE_DST", "/config/config.yaml")
-        last: Optional[str] = None
+        try:
+            name = self._select(label, self.sandbox.files.listdir(source))
+        except ConfigError as err:
+            self.log(klog("main.go:195", f"Error: error updating config: {err}"))
+            return False
+        self.log(klog("main.go:245", f"Updating to config: {name}"))
+        data = self.sandbox.files.read(posixpath.join(source, name)) or b""
+        if self.sandbox.files.read(target) == data:
+            self.log(klog("main.go:249", "Already configured. Skipping update..."))
+            return True
+        self.sandbox.files.write(target, data)
+        if env.get("SEND_SIGNAL", "").lower() == "true":
+            if not self._signal(env.get("PROCESS_TO_SIGNAL", "nvidia-device-plugin"), env.get("SIGNAL", "1")):
+                return False
+        self.log(klog("main.go:258", f"Successfully updated to config: {name}"))
+        return True
+
+    def main(self) -> int:
+        """ONESHOT: one update, exit 0 or 1. Sidecar: an update per label change (an error is logged and it
+        waits for the next change, as the real one does)."""
+        env = self.ctx.env
+        label_key = env.get("NODE_LABEL", "nvidia.com/device-plugin.config")
+        label = (self.ctx.node.labels() if self.ctx.node is not None else {}).get(label_key, "")
+        if env.get("ONESHOT", "false").lower() == "true":
+            return 0 if self._update(label) else 1
+        self._update(label)
         while True:
-            labels = self.ctx.node.labels() if self.ctx.node is not None else {}
-            label = labels.get(label_key, "")
-            if label != last:
-                if last is not None or not oneshot:
-                    self.log(klog("main.go:245", f"Updating to config: {label or '<default>'}"))
-                try:
-                    name = self._select(label, self.sandbox.files.listdir(source))
-                except ConfigError as err:
-                    self.log(klog("main.go:195", f"Error: error updating config: {err}"))
-                    return 1
-                data = self.sandbox.files.read(posixpath.join(source, name)) or b""
-                changed = self.sandbox.files.read(target) != data
-                if changed:
-                    self.sandbox.files.write(target, data)
-                self.log(klog("main.go:250", f"Successfully updated to config: {name}"))
-                if changed and last is not None and not oneshot and env.get("SEND_SIGNAL", "").lower() == "true":
-                    if not self._signal(env.get("PROCESS_TO_SIGNAL", "nvidia-device-plugin"), env.get("SIGNAL", "1")):
-                        return 1
-                last = label
-            if oneshot:
-                return 0
-            if self.sandbox.term.wait(0.05) or self.sandbox.killed.is_set():
-                return 137 if self.sandbox.killed.is_set() else 0
+            self.log(klog("main.go:205", f"Waiting for change to '{label_key}' label"))
+            while True:
+                if self.sandbox.term.wait(0.05) or self.sandbox.killed.is_set():
+                    return 137 if self.sandbox.killed.is_set() else 0
+                current = (self.ctx.node.labels() if self.ctx.node is not None else {}).get(label_key, "")
+                if current != label:
+                    label = current
+                    break
+            self.log(klog("main.go:209", f"Label change detected: {label_key}={label}"))
+            self._update(label)
 
     def _signal(self, process: str, signum: str) -> bool:
         if not (self.ctx.pod.get("spec") or {}).get("shareProcessNamespace"):
