@@ -568,8 +568,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--gpu-memory", action="append", type=int, metavar="MIB",
                          help="nvidia.com/gpu.memory label in MiB (default 12288)")
         sub.add_argument("--time-slicing", action="append", type=int, metavar="R",
-                         help="time-slicing replicas: the node's device plugin config (time-slicing-R) shares each GPU R "
-                              "times (default 1)")
+                         help="time-slicing replicas: the node's device plugin config (time-slicing-R) shares "
+                              "each GPU R times (default 1)")
         sub.add_argument("--time-scale", type=float, default=1.0, metavar="F",
                          help="real seconds per simulated second: probes, back-offs, grace periods, pulls, model "
                               "loads (default 1.0: real time; 0.1 runs ten times faster)")

@@ -263,3 +263,30 @@ def test_benchmark_prints_its_figures_line(tmp_path):
     assert match, last
     assert all(float(v) > 0 for v in match.groups())
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
+
+
+@pytest.mark.slow
+def test_the_defaults_behave_like_a_node(cluster_env, tmp_path):
+    # real time, images present, a 20 s model load: 5 s after its start the vLLM pod is not Ready yet
+    kubeconfig = tmp_path / "kubeconfig"
+    out = cli(cluster_env, "up", "--kubeconfig", kubeconfig)
+    assert out.returncode == 0, out.stderr
+    [state] = state_of(cluster_env, kubeconfig)
+    config = json.loads((Path(state["state_dir"]) / "state.json").read_text())
+    assert (config["time_scale"], config["load_seconds"], config["shutdown_seconds"]) == (1.0, 20.0, 3.0)
+    manifest = deployment("vllm-ml", "vllm/vllm-openai:v0.8.5.post1", ["--model", "Qwen/Qwen3-8B-AWQ"], gpus=1)
+    with client_for(kubeconfig) as api_client:
+        kubernetes.client.AppsV1Api(api_client).create_namespaced_deployment("default", manifest)
+        core = kubernetes.client.CoreV1Api(api_client)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            pods = core.list_namespaced_pod("default", label_selector="app=vllm-ml").items
+            if pods and pods[0].status.container_statuses and pods[0].status.container_statuses[0].state.running:
+                break
+            time.sleep(0.1)
+        time.sleep(5)
+        [loading] = core.list_namespaced_pod("default", label_selector="app=vllm-ml").items
+        assert not loading.status.container_statuses[0].ready, "still loading its model"
+        pulled = [e.message for e in core.list_namespaced_event("default").items if e.reason == "Pulled"]
+        assert pulled == ['Container image "vllm/vllm-openai:v0.8.5.post1" already present on machine']
+    assert cli(cluster_env, "down", "--kubeconfig", kubeconfig).returncode == 0

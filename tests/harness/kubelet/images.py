@@ -145,7 +145,7 @@ class ImageService:
                               f"dial tcp {host}: connect: {getattr(err, 'reason', err)}") from None
             inner = config.get("config") or {}
             env = dict(item.split("=", 1) for item in inner.get("Env") or [] if "=" in item)
-            known, table = known_image(reference)
+            _known, table = known_image(reference)
             return ImageInfo(reference, f"{host}/{path}", tag, list(inner.get("Entrypoint") or []),
                              list(inner.get("Cmd") or []), env, size, digest, table.tools if table else None)
         if endpoints and direct:
@@ -193,8 +193,9 @@ class ImageService:
         self._failed_at.pop(key, None)
         self.images[full_name(reference)] = info
         took = self.clock.sim(time.monotonic() - started)
-        event("Normal", "Pulled", f'Successfully pulled image "{reference}" in {go_duration(took - self.clock.sim(waited))} '
-                                  f"({go_duration(took)} including waiting). Image size: {info.size} bytes.")
+        pulling = go_duration(took - self.clock.sim(waited))
+        event("Normal", "Pulled", f'Successfully pulled image "{reference}" in {pulling} ({go_duration(took)} '
+                                  f"including waiting). Image size: {info.size} bytes.")
         return info
 
     def all_present_info(self, reference: str) -> Optional[ImageInfo]:

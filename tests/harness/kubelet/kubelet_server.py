@@ -52,8 +52,9 @@ class KubeletServer:
             return web.Response(status=400, text=f'previous terminated container "{name}" in pod "{pod_name}" '
                                                  "not found")
         if not previous and record.instance is None:
-            return web.Response(status=400, text=f'container "{name}" in pod "{pod_name}" is waiting to start: '
-                                                 f"{(record.state.get('waiting') or {}).get('reason', 'ContainerCreating')}")
+            reason = (record.state.get("waiting") or {}).get("reason", "ContainerCreating")
+            return web.Response(status=400,
+                                text=f'container "{name}" in pod "{pod_name}" is waiting to start: {reason}')
         lines = self._lines(record, previous)
         tail = request.query.get("tailLines")
         if tail is not None and int(tail) >= 0:

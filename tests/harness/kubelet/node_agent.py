@@ -138,7 +138,8 @@ class NodeAgent:
                   "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
                   "node.kubernetes.io/instance-type": "k3s"}
         if spec.gpus:
-            labels.update({"nvidia.com/gpu.product": spec.gpu_product, "nvidia.com/gpu.memory": str(spec.gpu_memory_mib),
+            labels.update({"nvidia.com/gpu.product": spec.gpu_product,
+                           "nvidia.com/gpu.memory": str(spec.gpu_memory_mib),
                            "nvidia.com/gpu.count": str(spec.gpus), "nvidia.com/gpu.present": "true"})
             config = spec.device_plugin_config()
             if config:
@@ -164,13 +165,15 @@ class NodeAgent:
                       for t, r, m in (("MemoryPressure", "KubeletHasSufficientMemory",
                                        "kubelet has sufficient memory available"),
                                       ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                                      ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))]
+                                      ("PIDPressure", "KubeletHasSufficientPID",
+                                       "kubelet has sufficient PID available"))]
         conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
                            "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp,
                            "lastTransitionTime": stamp})
         ident = hashlib.md5(spec.name.encode()).hexdigest()
         status = {**self._resources(), "conditions": conditions,
-                  "addresses": [{"type": "InternalIP", "address": self.host_ip}, {"type": "Hostname", "address": spec.name}],
+                  "addresses": [{"type": "InternalIP", "address": self.host_ip},
+                                {"type": "Hostname", "address": spec.name}],
                   "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
                   "nodeInfo": {"machineID": ident, "systemUUID": ident, "bootID": ident,
                                "kernelVersion": "6.1.0-37-amd64", "osImage": "Debian GNU/Linux 12 (bookworm)",

@@ -59,7 +59,8 @@ def pod_status(worker: Any) -> Obj:
     all_ready = bool(apps) and all(r.ready for r in apps) and not worker.terminating
     not_ready = [r.name for r in apps if not r.ready]
     reason = "" if all_ready else ("PodCompleted" if worker.phase in ("Succeeded", "Failed") else "ContainersNotReady")
-    message = "" if all_ready or reason == "PodCompleted" else f"containers with unready status: [{' '.join(not_ready)}]"
+    message = "" if all_ready or reason == "PodCompleted" else \
+        f"containers with unready status: [{' '.join(not_ready)}]"
     status: Obj = {"phase": worker.phase}
     if worker.failed_reason:
         status["reason"], status["message"] = worker.failed_reason, worker.failed_message

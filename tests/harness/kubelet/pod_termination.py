@@ -32,10 +32,9 @@ async def _hook(worker: Any, instance: Instance, hook: dict, grace: float) -> No
         code, output = await asyncio.get_running_loop().run_in_executor(
             None, exec_in_container, instance.sandbox, argv, clock.timeout(grace))
         if code != 0:
-            worker.event("Warning", "FailedPreStopHook", f"Exec lifecycle hook ({argv}) for Container \"{record.name}\" "
-                                                         f"in Pod \"{pod_name}\" failed - error: command "
-                                                         f"'{' '.join(argv)}' exited with {code}: {output}, "
-                                                         f"message: \"{output}\"", record)
+            message = (f"Exec lifecycle hook ({argv}) for Container \"{record.name}\" in Pod \"{pod_name}\" failed - "
+                       f"error: command '{' '.join(argv)}' exited with {code}: {output}, message: \"{output}\"")
+            worker.event("Warning", "FailedPreStopHook", message, record)
     elif "httpGet" in hook:
         get = hook["httpGet"]
         port = resolve_port(get.get("port"), record.spec)

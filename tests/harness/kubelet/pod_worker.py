@@ -183,8 +183,8 @@ class PodWorker:
                 for resource, count in wants_gpu(container).items():
                     capacity, _allocatable = self.node.devices.resources()
                     if resource not in capacity:
-                        raise AdmissionError(f"OutOf{resource}", f"Pod was rejected: Node didn't have enough resource: "
-                                                                 f"{resource}, requested: {count}, used: 0, capacity: 0")
+                        raise AdmissionError(f"OutOf{resource}", f"Pod was rejected: Node didn't have enough "
+                                             f"resource: {resource}, requested: {count}, used: 0, capacity: 0")
                     try:
                         devices = self.node.devices.allocate(self.uid, container["name"], resource, count)
                     except AdmissionError:
@@ -248,8 +248,8 @@ class PodWorker:
 
         while True:
             try:
-                record.image = await self.node.images.ensure(spec.get("image", ""), spec.get("imagePullPolicy", "IfNotPresent"),
-                                                             self.uid, image_event)
+                record.image = await self.node.images.ensure(
+                    spec.get("image", ""), spec.get("imagePullPolicy", "IfNotPresent"), self.uid, image_event)
                 env = container_env(self.pod, spec, self.node.ctx.informers.cache, record.image.env)
                 env.update(self.device_env.get(record.name, {}))
                 return env

@@ -193,8 +193,9 @@ class ProbeWorker:
         if not instance.running():
             return False
         if not ok:
-            self.event("Warning", "Unhealthy", f"{TITLE[self.kind]} probe "
-                                               f"{'errored: ' + output[len('probe errored: '):] if output.startswith('probe errored: ') else 'failed: ' + output}")
+            errored = output.startswith("probe errored: ")
+            detail = f"errored: {output[len('probe errored: '):]}" if errored else f"failed: {output}"
+            self.event("Warning", "Unhealthy", f"{TITLE[self.kind]} probe {detail}")
         if self.last == ok:
             self.run_length += 1
         else:

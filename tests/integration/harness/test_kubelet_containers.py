@@ -32,7 +32,8 @@ def test_commands_that_cannot_succeed_crash_loop_with_their_exit_code(kube_api, 
     for app, code, reason in (("exit3", 3, "Error"), ("false", 1, "Error"), ("true", 0, "Completed")):
         [terminated] = wait_for(lambda a=app: last_terminated(kube_api, a), what=f"{app} exited")
         assert (terminated["exitCode"], terminated["reason"]) == (code, reason)
-        [crashing] = wait_for(lambda a=app: [p for p in pods_of(kube_api, a) if waiting_reason(p) == "CrashLoopBackOff"],
+        [crashing] = wait_for(lambda a=app: [p for p in pods_of(kube_api, a)
+                                             if waiting_reason(p) == "CrashLoopBackOff"],
                               what=f"{app} in CrashLoopBackOff")
         name, uid = crashing["metadata"]["name"], crashing["metadata"]["uid"]
         assert status_of(crashing)["state"]["waiting"]["message"] == \
@@ -174,7 +175,8 @@ def test_delete_options_grace_and_prestop_hooks(kube_api):
         kube_api.create(pod("hooked", container(command=["sleep", "infinity"], lifecycle=hook,
                                                 volumeMounts=[{"name": "hooks", "mountPath": "/hooks"}]),
                             terminationGracePeriodSeconds=300,
-                            volumes=[{"name": "hooks", "hostPath": {"path": "/var/tmp/hooks", "type": "DirectoryOrCreate"}}]))
+                            volumes=[{"name": "hooks", "hostPath": {"path": "/var/tmp/hooks",
+                                                                    "type": "DirectoryOrCreate"}}]))
         wait_for(lambda: ready(kube_api.get("Pod", "hooked")), what="ready")
         started = time.monotonic()
         kube_api.registry.delete(pods, "default", "hooked", {"gracePeriodSeconds": 20})

@@ -4,7 +4,6 @@ physical GPU), and GPU memory in the node's ledger is freed only once a process 
 unless a test says otherwise."""
 
 import inspect
-import json
 import time
 from pathlib import Path
 

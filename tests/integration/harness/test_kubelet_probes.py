@@ -33,7 +33,8 @@ def test_a_process_listens_only_where_its_args_say(kube_api, sim):
     kube_api.create(deployment("vllm", vllm_container(port=8080, listen=8000, readinessProbe=http_probe())))
     [running] = wait_for(lambda: [p for p in pods_of(kube_api, "vllm") if p["status"].get("podIP")], what="pod IP")
     ip = running["status"]["podIP"]
-    refused = f'Readiness probe failed: Get "http://{ip}:8080/health": dial tcp {ip}:8080: connect: connection refused'
+    refused = (f'Readiness probe failed: Get "http://{ip}:8080/health": dial tcp {ip}:8080: connect: connection '
+               "refused")
     wait_for(lambda: refused in messages(kube_api, "Unhealthy"), what="probes refused on 8080")
     time.sleep(SCALE * 10)  # the server has loaded (2 s simulated) well before this
     assert not ready(kube_api.get("Pod", running["metadata"]["name"]))
@@ -63,7 +64,8 @@ def test_a_startup_budget_too_short_for_the_load_kills_and_restarts(kube_api):
         [killed] = pods_of(kube_api, "vllm")
         assert not ready(killed)
         ip = killed["status"]["podIP"]
-        refused = f'Startup probe failed: Get "http://{ip}:8000/health": dial tcp {ip}:8000: connect: connection refused'
+        refused = (f'Startup probe failed: Get "http://{ip}:8000/health": dial tcp {ip}:8000: connect: connection '
+                   "refused")
         wait_for(lambda: refused in messages(kube_api, "Unhealthy"), what="Unhealthy event")
         wait_for(lambda: "Container vllm failed startup probe, will be restarted" in messages(kube_api, "Killing"),
                  what="Killing event")
@@ -75,7 +77,7 @@ def test_a_failed_liveness_budget_kills_with_137_when_sigterm_is_ignored(kube_ap
     probe = {"tcpSocket": {"port": 9000}, "periodSeconds": 1, "failureThreshold": 2}
     kube_api.create(deployment("idle", container(command=["sh", "-c", "sleep infinity"], livenessProbe=probe),
                                terminationGracePeriodSeconds=2))
-    terminated = wait_for(lambda: [status_of(p).get("lastState", {}).get("terminated") for p in pods_of(kube_api, "idle")
+    terminated = wait_for(lambda: [status_of(p)["lastState"]["terminated"] for p in pods_of(kube_api, "idle")
                                    if status_of(p).get("lastState", {}).get("terminated")], what="killed once")[0]
     assert (terminated["exitCode"], terminated["reason"]) == (137, "Error")
     wait_for(lambda: any(m.startswith("Liveness probe failed: dial tcp 10.42.0.") and m.endswith(

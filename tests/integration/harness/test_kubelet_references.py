@@ -56,7 +56,8 @@ def test_a_missing_or_unbindable_pvc_keeps_the_pod_pending(kube_api, sim):
                                      '0/1 nodes are available: 1 Preemption is not helpful for scheduling.')
     manual = dict(claim, metadata={"name": "manual"}, spec=dict(claim["spec"], storageClassName="manual"))
     kube_api.create(manual)
-    kube_api.create(pod("unbound", sleeper(), volumes=[{"name": "m", "persistentVolumeClaim": {"claimName": "manual"}}]))
+    kube_api.create(pod("unbound", sleeper(),
+                        volumes=[{"name": "m", "persistentVolumeClaim": {"claimName": "manual"}}]))
     unbound = wait_for(lambda: kube_api.get("Pod", "unbound")["status"].get("conditions"), what="unbound")
     assert unbound[0]["message"].startswith("0/1 nodes are available: 1 pod has unbound immediate "
                                             "PersistentVolumeClaims.")
@@ -89,7 +90,8 @@ def test_programs_read_configmap_keys_and_share_empty_dirs(kube_api, sim):
     kube_api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf"},
                      "data": {"model.yaml": "name: qwen\n", "other": "x"}})
     reader = container("reader", command=["sh", "-c", "cat /etc/app/model.yaml /shared/note; sleep infinity"],
-                       volumeMounts=[{"name": "conf", "mountPath": "/etc/app"}, {"name": "shared", "mountPath": "/shared"}])
+                       volumeMounts=[{"name": "conf", "mountPath": "/etc/app"},
+                                     {"name": "shared", "mountPath": "/shared"}])
     writer = container("writer", command=["sh", "-c", "echo written > /shared/note"],
                        volumeMounts=[{"name": "shared", "mountPath": "/shared"}])
     kube_api.create(pod("files", reader, initContainers=[writer],

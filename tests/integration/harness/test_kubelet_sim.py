@@ -8,14 +8,15 @@ import http.server
 import json
 import socket
 import threading
+import time
 import urllib.error
 
 import pytest
 
 from tests.harness.fake_kube import FakeKubeAPI
-from tests.harness.kubelet import KubeletSimulator, NodeSpec
+from tests.harness.kubelet import TIME_SCALE_ENV, KubeletSimulator, NodeSpec
 from tests.harness.kubelet.testing import (VLLM_IMAGE, available, container, deployment, events, pod, pods_of,
-                                           ready, service, vllm_container, wait_for)
+                                           ready, service, status_of, vllm_container, wait_for)
 
 SCALE = 0.05
 
@@ -357,3 +358,19 @@ def test_stuck_rolling_update_reports_unavailable_replicas(kube_api, kubelet):
     assert (status["replicas"], status["availableReplicas"], status.get("updatedReplicas", 0)) == (1, 1, 0)
     assert status["unavailableReplicas"] == 1, "kubernetes.core's deployment_ready must stay false"
     assert len(pods_of(kube_api, "vllm")) == 1, "the old pod keeps serving"
+
+
+def test_the_time_scale_comes_from_the_environment(kube_api, monkeypatch):
+    # BAREMETAL_GPU_SIM_TIME_SCALE=0.01: a 50 s sleep lasts 0.5 s
+    monkeypatch.setenv(TIME_SCALE_ENV, "fast")
+    with pytest.raises(ValueError, match="BAREMETAL_GPU_SIM_TIME_SCALE='fast' is not a number"):
+        KubeletSimulator(kube_api.url)
+    monkeypatch.setenv(TIME_SCALE_ENV, "0.01")
+    with KubeletSimulator(kube_api.url) as sim:
+        kube_api.create(pod("nap", container(command=["sh", "-c", "sleep 50; exit 4"]), restartPolicy="Never"))
+        wait_for(lambda: ready(kube_api.get("Pod", "nap")), what="running")
+        started = time.monotonic()
+        done = wait_for(lambda: status_of(kube_api.get("Pod", "nap")).get("state", {}).get("terminated"),
+                        what="the sleep over")
+        assert time.monotonic() - started >= 0.4 and done["exitCode"] == 4
+        assert kube_api.get("Pod", "nap")["status"]["phase"] == "Failed" and not sim.errors

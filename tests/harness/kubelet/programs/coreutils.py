@@ -22,7 +22,8 @@ Result = Tuple[int, str, str]
 
 _SHIM = '''import json, os, socket
 _MAP = json.loads(os.environ.pop("BAREMETAL_GPU_SIM_PORTS", "{}"))
-_LOCAL = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""} | set(json.loads(os.environ.pop("BAREMETAL_GPU_SIM_IPS", "[]")))
+_LOCAL = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}
+_LOCAL |= set(json.loads(os.environ.pop("BAREMETAL_GPU_SIM_IPS", "[]")))
 _connect = socket.socket.connect
 def _target(address):
     if isinstance(address, tuple) and len(address) >= 2:
@@ -105,7 +106,8 @@ def cmd_cat(sh, args, stdin) -> Result:
         data = sh.files.read(sh.path(path))
         if data is None:
             code = 1
-            err.append(f"cat: {path}: {'Is a directory' if sh.files.is_dir(sh.path(path)) else 'No such file or directory'}\n")
+            why = "Is a directory" if sh.files.is_dir(sh.path(path)) else "No such file or directory"
+            err.append(f"cat: {path}: {why}\n")
         else:
             out.append(data.decode(errors="replace"))
     return code, "".join(out), "".join(err)

@@ -47,7 +47,8 @@ def parse_plugin_config(text: str) -> Dict[str, Any]:
     except yaml.YAMLError as err:
         raise ConfigError(f"unable to parse config file: {err}") from None
     if not isinstance(doc, dict) or doc.get("version") != "v1":
-        raise ConfigError(f"unable to parse config file: unknown version: {doc.get('version') if isinstance(doc, dict) else doc!r}")
+        version = doc.get("version") if isinstance(doc, dict) else doc
+        raise ConfigError(f"unable to parse config file: unknown version: {version!r}")
     flags = doc.get("flags") or {}
     sharing = (doc.get("sharing") or {}).get("timeSlicing") or {}
     replicas, name = 1, "nvidia.com/gpu"

@@ -12,14 +12,30 @@ from __future__ import annotations
 
 import inspect
 import posixpath
+import re
 import shlex
 from typing import Any, Dict, List, Optional
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
 
-def vllm_args(argv: List[str]) -> Optional[List[str]]:
-    """The server's arguments when `argv` starts vLLM's OpenAI server, else None."""
+def _expand(token: str, positional: List[str], env: Dict[str, str]) -> List[str]:
+    """A shell word after shlex: "$@" is every positional parameter, $1..$9 one, $VAR / ${VAR} the env."""
+    if token == "$@":
+        return list(positional[1:])
+    match = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*|[0-9])\}?", token)
+    if match:
+        name = match.group(1)
+        if name.isdigit():
+            index = int(name)
+            return [positional[index]] if index < len(positional) else []
+        return [env[name]] if name in env else []
+    return [token]
+
+
+def vllm_args(argv: List[str], env: Optional[Dict[str, str]] = None) -> Optional[List[str]]:
+    """The server's arguments when `argv` starts vLLM's OpenAI server, else None. For `sh -c SCRIPT $0 ARGS`,
+    the script's `vllm serve ...` with "$@", $1 and $VAR expanded (what runs before it is taken as done)."""
     argv = [str(a) for a in argv]
     if len(argv) >= 3 and posixpath.basename(argv[0]) in ("sh", "bash", "dash", "ash") and \
             argv[1].startswith("-") and "c" in argv[1]:
@@ -29,11 +45,12 @@ def vllm_args(argv: List[str]) -> Optional[List[str]]:
             tokens = list(lexer)
         except ValueError:
             return None
+        positional = argv[3:]
         for i, token in enumerate(tokens):
             if (posixpath.basename(token) == "vllm" and tokens[i + 1:i + 2] == ["serve"]) or token == SERVER_MODULE:
                 rest = tokens[i + (2 if token != SERVER_MODULE else 1):]
                 cut = next((j for j, t in enumerate(rest) if t in ("&&", "||", ";", "|", "&")), len(rest))
-                return rest[:cut]
+                return [word for token in rest[:cut] for word in _expand(token, positional, env or {})]
         return None
     if argv[:1] == ["exec"]:
         argv = argv[1:]
@@ -59,7 +76,7 @@ class VllmProgram:
         from tests.harness.fake_vllm import FakeVLLMServer  # pylint: disable=import-outside-toplevel
 
         self.ctx = ctx
-        args = vllm_args(ctx.argv) or []
+        args = vllm_args(ctx.argv, ctx.env) or []
         port = _option(args, "--port")
         self.listen_ports = [int(port) if port and port.isdigit() else 8000]
         self.listen_host = _option(args, "--host") or "0.0.0.0"
@@ -86,7 +103,7 @@ class VllmProgram:
         self.error: Optional[str] = None
         self.server = None
         try:
-            self.server = FakeVLLMServer.from_args(list(ctx.argv), **kwargs)
+            self.server = FakeVLLMServer.from_args(["vllm", "serve", *args], **kwargs)
         except ValueError as err:  # vLLM's argparse refuses the command line: exit 2 with its usage error
             self.error = f"vllm serve: error: {err}"
         self._stop_takes_grace = self.server is not None and \
