@@ -232,7 +232,7 @@ def bench_ready(url: str, rollouts: int, kubeconfig: str) -> float:
         "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"},
                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
                      "name": "vllm", "image": "vllm/vllm-openai:v0.8.5.post1",
-                     "args": ["--model", "Qwen/Qwen3-8B-AWQ", "--port", "8000"],
+                     "args": ["--model", "Qwen/Qwen3-8B-AWQ", "--port", "8000", "--max-model-len", "8192"],
                      "resources": {"limits": {"nvidia.com/gpu": 1}}}]}}}})
     events: "queue.Queue[Any]" = queue.Queue()
     stop = threading.Event()

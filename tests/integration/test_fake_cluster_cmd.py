@@ -208,7 +208,8 @@ def test_a_ready_vllm_pod_answers_through_the_service_proxy(cluster_env, tmp_pat
         core = kubernetes.client.CoreV1Api(api_client)
         apps.create_namespaced_deployment("default", deployment(
             "vllm-ml", "vllm/vllm-openai:v0.8.5.post1",
-            ["--model", "Qwen/Qwen3-8B-AWQ", "--served-model-name", "ml", "--port", "8000"], gpus=1))
+            ["--model", "Qwen/Qwen3-8B-AWQ", "--served-model-name", "ml", "--port", "8000", "--max-model-len", "8192"],
+            gpus=1))
         apps.create_namespaced_deployment("default", deployment("web", "docker.io/nginx:latest", []))
         core.create_namespaced_service("default", {
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": "vllm-api"},
@@ -274,7 +275,8 @@ def test_the_defaults_behave_like_a_node(cluster_env, tmp_path):
     [state] = state_of(cluster_env, kubeconfig)
     config = json.loads((Path(state["state_dir"]) / "state.json").read_text())
     assert (config["time_scale"], config["load_seconds"], config["shutdown_seconds"]) == (1.0, 20.0, 3.0)
-    manifest = deployment("vllm-ml", "vllm/vllm-openai:v0.8.5.post1", ["--model", "Qwen/Qwen3-8B-AWQ"], gpus=1)
+    manifest = deployment("vllm-ml", "vllm/vllm-openai:v0.8.5.post1",
+                          ["--model", "Qwen/Qwen3-8B-AWQ", "--max-model-len", "8192"], gpus=1)
     with client_for(kubeconfig) as api_client:
         kubernetes.client.AppsV1Api(api_client).create_namespaced_deployment("default", manifest)
         core = kubernetes.client.CoreV1Api(api_client)

@@ -38,11 +38,12 @@ def container(name: str = "main", image: str = "busybox:1.36", command: Optional
 
 
 def vllm_container(port: int = 8000, listen: Optional[int] = None, gpus: int = 1,
-                   extra_args: Optional[List[str]] = None, **extra: Any) -> Obj:
+                   extra_args: Optional[List[str]] = None, image: str = VLLM_IMAGE, **extra: Any) -> Obj:
     """The fake vLLM from the vllm/vllm-openai image's entrypoint; it listens on `listen` (default `port`)."""
-    args = ["--model", "Qwen/Qwen3-8B-AWQ", "--served-model-name", "home-llm", "--port", str(listen or port)]
+    args = ["--model", "Qwen/Qwen3-8B-AWQ", "--served-model-name", "home-llm", "--port", str(listen or port),
+            "--max-model-len", "8192"]
     args += list(extra_args or [])
-    return container("vllm", VLLM_IMAGE, args=args, port=port, gpus=gpus, **extra)
+    return container("vllm", image, args=args, port=port, gpus=gpus, **extra)
 
 
 def pod(name: str, *containers: Obj, namespace: str = "default", **spec: Any) -> Obj:

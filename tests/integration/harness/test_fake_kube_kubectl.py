@@ -28,7 +28,7 @@ spec:
       containers:
       - name: vllm
         image: vllm/vllm-openai:v0.8.5.post1
-        args: [--model, Qwen/Qwen3-8B-AWQ]
+        args: [--model, Qwen/Qwen3-8B-AWQ, --max-model-len, "8192"]
         ports: [{containerPort: 8000, name: http}]
         resources:
           limits: {nvidia.com/gpu: 1}
@@ -135,7 +135,7 @@ def test_client_side_apply_and_errors(kubectl, tmp_path):
     containers = json.loads(kubectl("get", "deployment", "vllm", "-o",
                                     "jsonpath={.spec.template.spec.containers}").stdout)
     assert [(c["name"], c["image"], c["args"]) for c in containers] == [
-        ("vllm", "vllm/vllm-openai:v0.9.0", ["--model", "Qwen/Qwen3-8B-AWQ"])]
+        ("vllm", "vllm/vllm-openai:v0.9.0", ["--model", "Qwen/Qwen3-8B-AWQ", "--max-model-len", "8192"])]
     missing = kubectl("get", "pod", "nope", check=False)
     assert missing.returncode == 1 and 'pods "nope" not found' in missing.stderr
     invalid = kubectl("create", "configmap", "Bad_Name", check=False)

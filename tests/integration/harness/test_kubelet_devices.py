@@ -3,21 +3,16 @@ its count from the config the config manager picked by node label (time-slicing 
 physical GPU), and GPU memory in the node's ledger is freed only once a process has exited. Time scale 0.05
 unless a test says otherwise."""
 
-import inspect
 import time
 from pathlib import Path
 
-import pytest
 
-from tests.harness.fake_vllm import FakeVLLMServer
 from tests.harness.kubelet import KubeletSimulator, NodeSpec, device_plugin_manifests, plugin_config
 from tests.harness.kubelet.testing import (available, container, deployment, messages, pod, pods_of, ready,
                                            status_of, vllm_container, wait_for)
 
 SCALE = 0.05
 T4 = dict(name="t4", gpus=1, gpu_product="Tesla-T4", gpu_memory_mib=15360)
-needs_vllm_gpu = pytest.mark.xfail("gpu" not in inspect.signature(FakeVLLMServer.__init__).parameters,
-                                   reason="needs wt/vllm (FakeVLLMServer gpu=/time_scale=)", strict=True)
 
 
 def allocatable(kube_api, node, resource="nvidia.com/gpu"):
@@ -112,24 +107,31 @@ def test_a_process_leaves_the_ledger_when_it_has_exited_not_when_deleted(kube_ap
         assert exited - deleted >= 20 * 0.02 and not proc.exists()
 
 
-@needs_vllm_gpu
 def test_two_vllms_at_090_cannot_share_a_time_sliced_t4(kube_api):
-    # time scale 0.05: the second vLLM finds too little free memory, exits and crash-loops until the first's
-    # process has exited (and its memory was released)
+    # time scale 0.05: vLLM 0.10.2 refuses to start without 90% of the T4 free, exits 1 and crash-loops until
+    # the first vLLM's process has exited and its memory was released
     args = ["--gpu-memory-utilization", "0.9"]
     probe = {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 1, "failureThreshold": 60}
     nodes = [NodeSpec(**T4, time_slicing_replicas=2)]
-    with KubeletSimulator(kube_api.url, nodes=nodes, time_scale=SCALE, vllm_load_seconds=2) as sim:
-        kube_api.create(deployment("first", vllm_container(startupProbe=probe, extra_args=args)))
+    image = "vllm/vllm-openai:v0.10.2"
+    with KubeletSimulator(kube_api.url, nodes=nodes, time_scale=SCALE, vllm_load_seconds=2,
+                          vllm_shutdown_seconds=2) as sim:
+        kube_api.create(deployment("first", vllm_container(startupProbe=probe, extra_args=args, image=image)))
         wait_for(lambda: available(kube_api, "first", 1), what="the first vLLM ready")
-        kube_api.create(deployment("second", vllm_container(startupProbe=probe, extra_args=args)))
-        wait_for(lambda: any(status_of(p).get("restartCount", 0) >= 1 for p in pods_of(kube_api, "second")),
-                 timeout=20, what="the second crashed")
+        [first] = pods_of(kube_api, "first")
+        first_pid = sim.record_of("default", first["metadata"]["name"]).instance.pid
+        kube_api.create(deployment("second", vllm_container(startupProbe=probe, extra_args=args, image=image)))
+        [second] = wait_for(lambda: [p for p in pods_of(kube_api, "second") if status_of(p).get("restartCount")],
+                            timeout=20, what="the second crashed")
         assert not available(kube_api, "second", 1)
-        terminated = status_of(pods_of(kube_api, "second")[0])["lastState"]["terminated"]
-        assert terminated["exitCode"] != 0
+        assert status_of(second)["lastState"]["terminated"]["exitCode"] == 1
+        crashed = sim.record_of("default", second["metadata"]["name"]).previous_logs
+        assert any("ValueError: Free memory on device" in line for line in crashed), crashed[-5:]
+        deleted = time.monotonic()
         kube_api.registry.delete(kube_api.resource("Deployment"), "default", "first")
         wait_for(lambda: available(kube_api, "second", 1), timeout=30, what="the second ready once memory is free")
-        history = sim.ledger("t4").history
-        released = [h[0] for h in history if h[1] == "release"]
-        assert released, "the first process's memory was released after it exited"
+        ledger = sim.ledger("t4")
+        exited = next(h[0] for h in ledger.history if h[1] == "exit" and h[2] == first_pid)
+        released = ledger.released_at(first_pid)
+        assert deleted < exited < released, "freed after the process exited (2 s shutdown), not at deletion"
+        assert not sim.errors

@@ -118,16 +118,17 @@ def test_readiness_is_probed_at_its_period(kube_api):
 
 
 def test_readiness_drops_only_after_failure_threshold_failures(kube_api, sim):
+    # a dead engine answers /health with 500 (vLLM before 0.11; 503 from then on)
     kube_api.create(deployment("vllm", vllm_container(readinessProbe=http_probe(failureThreshold=3))))
     [running] = wait_for(lambda: [p for p in pods_of(kube_api, "vllm") if ready(p)], what="ready")
     name = running["metadata"]["name"]
     server = sim.backend_of("default", name).server
     server.mark_unhealthy()
     wait_for(lambda: not ready(kube_api.get("Pod", name)), what="not ready")
-    failed = sum(1 for line in server.logs() if '"GET /health HTTP/1.1" 503' in line)
+    failed = sum(1 for line in server.logs() if '"GET /health HTTP/1.1" 500' in line)
     assert failed >= 3, f"Ready turned False after {failed} failed probes"
     wait_for(lambda: [e for e in kube_api.list("Event", "default") if e["reason"] == "Unhealthy" and e["count"] >= 3
-                      and e["message"] == "Readiness probe failed: HTTP probe failed with statuscode: 503"],
+                      and e["message"] == "Readiness probe failed: HTTP probe failed with statuscode: 500"],
              what="one Unhealthy event, counted")
 
 

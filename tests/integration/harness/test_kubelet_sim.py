@@ -373,4 +373,5 @@ def test_the_time_scale_comes_from_the_environment(kube_api, monkeypatch):
         done = wait_for(lambda: status_of(kube_api.get("Pod", "nap")).get("state", {}).get("terminated"),
                         what="the sleep over")
         assert time.monotonic() - started >= 0.4 and done["exitCode"] == 4
-        assert kube_api.get("Pod", "nap")["status"]["phase"] == "Failed" and not sim.errors
+        wait_for(lambda: kube_api.get("Pod", "nap")["status"]["phase"] == "Failed", what="phase Failed")
+        assert not sim.errors

@@ -4,13 +4,11 @@ The server is configured from the container's real argv and listens on a free lo
 maps podIP:<--port, default 8000> to it (unless it bound loopback with `--host 127.0.0.1`: then only the
 pod itself reaches it). Options from the simulator (`program_options["vllm"]`): `load_seconds` and
 `shutdown_seconds` (simulated), `overrides(ctx) -> dict` (more FakeVLLMServer keyword arguments, e.g.
-`crash_during_load`). The server gets the pod's GPU claim, environment and time scale when the fake vLLM
-accepts them (`gpu=`, `env=`, `time_scale=`, `shutdown_seconds=`); an older fake vLLM without them gets
-its load time already scaled and allocates no GPU memory."""
+`crash_during_load`). The server gets the pod's GPU claim (its memory goes through the node's ledger), the
+container's environment, the time scale, and the vLLM release its image tag names."""
 
 from __future__ import annotations
 
-import inspect
 import posixpath
 import re
 import shlex
@@ -73,41 +71,31 @@ def _option(args: List[str], name: str) -> Optional[str]:
 
 class VllmProgram:
     def __init__(self, ctx: Any) -> None:
-        from tests.harness.fake_vllm import FakeVLLMServer  # pylint: disable=import-outside-toplevel
+        from tests.harness.fake_vllm import FakeVLLMServer, version_from_image  # pylint: disable=C0415
 
         self.ctx = ctx
         args = vllm_args(ctx.argv, ctx.env) or []
+        options: Dict[str, Any] = dict(ctx.options.get("vllm") or {})
+        overrides = options.pop("overrides", None)
+        kwargs: Dict[str, Any] = {"port": 0, "host": "127.0.0.1", "time_scale": ctx.time_scale, "gpu": ctx.gpu,
+                                  "env": dict(ctx.env)}
+        for key in ("load_seconds", "shutdown_seconds"):
+            if options.get(key) is not None:
+                kwargs[key] = options[key]
+        version = version_from_image(ctx.container.get("image", ""))
+        if version and "--fake-version" not in args:
+            kwargs["version"] = version
+        if callable(overrides):
+            kwargs.update(overrides(ctx) or {})
         port = _option(args, "--port")
         self.listen_ports = [int(port) if port and port.isdigit() else 8000]
         self.listen_host = _option(args, "--host") or "0.0.0.0"
-        options: Dict[str, Any] = dict(ctx.options.get("vllm") or {})
-        overrides = options.pop("overrides", None)
-        accepted = set(inspect.signature(FakeVLLMServer.__init__).parameters)
-        kwargs: Dict[str, Any] = {"port": 0, "host": "127.0.0.1"}
-        scaled = "time_scale" in accepted
-        if options.get("load_seconds") is not None:
-            kwargs["load_seconds"] = options["load_seconds"] * (1.0 if scaled else ctx.time_scale)
-        if scaled:
-            kwargs["time_scale"] = ctx.time_scale
-        if "shutdown_seconds" in accepted and options.get("shutdown_seconds") is not None:
-            kwargs["shutdown_seconds"] = options["shutdown_seconds"]
-        if "gpu" in accepted:
-            kwargs["gpu"] = ctx.gpu
-        if "env" in accepted:
-            kwargs["env"] = dict(ctx.env)
-        if callable(overrides):
-            extra = dict(overrides(ctx) or {})
-            if not scaled and "load_seconds" in extra:
-                extra["load_seconds"] = extra["load_seconds"] * ctx.time_scale
-            kwargs.update(extra)
         self.error: Optional[str] = None
         self.server = None
         try:
             self.server = FakeVLLMServer.from_args(["vllm", "serve", *args], **kwargs)
         except ValueError as err:  # vLLM's argparse refuses the command line: exit 2 with its usage error
             self.error = f"vllm serve: error: {err}"
-        self._stop_takes_grace = self.server is not None and \
-            len(inspect.signature(self.server.stop).parameters) >= 1
 
     def start(self) -> Optional[str]:
         if self.server is None:
@@ -120,12 +108,11 @@ class VllmProgram:
         return self.server.poll()
 
     def stop(self, grace_seconds: float) -> int:
+        """SIGTERM; `grace_seconds` simulated (the fake vLLM takes real seconds)."""
         if self.server is None:
             return 2
-        code = self.server.stop(grace_seconds) if self._stop_takes_grace else self.server.stop()
-        if isinstance(code, int):
-            return code
-        return self.server.exit_code if self.server.exit_code is not None else 0
+        code = self.server.stop(grace_seconds * self.ctx.time_scale)
+        return code if isinstance(code, int) else 0
 
     def logs(self) -> List[str]:
         if self.server is None:
