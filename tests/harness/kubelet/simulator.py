@@ -43,6 +43,15 @@ from .timing import SimClock, resolve_time_scale
 from .volume_binding import VolumeBinding
 
 
+def _trusted_context(url: str) -> Any:
+    """The SSL context trusting the CA of the fake API server at `url` in this process (an https API)."""
+    if not url.startswith("https://"):
+        return None
+    from tests.harness.fake_kube.tls import trusted_context  # pylint: disable=import-outside-toplevel
+
+    return trusted_context(url)
+
+
 class KubeletSimulator:
     def __init__(self, api_url: str, nodes: Optional[List[NodeSpec]] = None, token: Optional[str] = "fake-kube-token",
                  ssl: Any = None, time_scale: Optional[float] = None, device_plugin: bool = True,
@@ -55,7 +64,7 @@ class KubeletSimulator:
         self.api_url = api_url.rstrip("/")
         self.nodes = nodes if nodes is not None else [NodeSpec()]
         self.token = token
-        self.ssl = ssl
+        self.ssl = ssl if ssl is not None else _trusted_context(self.api_url)
         self.time_scale = resolve_time_scale(time_scale)
         self.clock = SimClock(self.time_scale)
         self.device_plugin = device_plugin
