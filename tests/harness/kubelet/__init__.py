@@ -13,6 +13,15 @@ Modules, by the component they stand for:
   pod_status.py, container_runtime.py, probes.py, kubelet_server.py (logs);
 - programs/: what runs in a container (fake vLLM, shell, NVIDIA device plugin and config manager, ...);
 - node_setup.py: the objects a node has after site.yml (device plugin DaemonSet, RuntimeClass, ...).
+
+Durations are simulated seconds run at the time scale (timing.py; tests of logic: LOGIC_TEST_TIME_SCALE).
+
+Not simulated (a test that needs one of these must not rely on the simulator): cgroup memory limits and
+OOMKilled (GPU memory is: the ledger), cluster DNS inside pods, gRPC probes, native sidecar init
+containers (restartPolicy: Always), imagePullSecrets and private registries, volume types other than
+configMap/secret/emptyDir/hostPath/PVC (local-path)/projected/downwardAPI, shortening a grace period that
+is already running (except force deletion), file access from `python3 -c` in exec probes (its network
+is the pod's; its files are the host's), background jobs (`&`) in shell scripts.
 """
 
 from .node_agent import NodeSpec

@@ -4,7 +4,7 @@
    no plugin: the pod is rejected, phase Failed, `UnexpectedAdmissionError` / `OutOf<resource>`);
 2. volumes (volumes.py): a missing Secret/ConfigMap/PVC keeps it ContainerCreating with `FailedMount`;
 3. the sandbox: its RuntimeClass's handler must exist on the node (else `FailedCreatePodSandBox`:
-   `no runtime for "nvidia" is configured`), then the pod gets its IP;
+   `no runtime for "nvidia" is configured`); creating it takes 0.5 s, then the pod has its IP;
 4. init containers, in order, each to completion (a failing one restarts with back-off: Init:Error,
    Init:CrashLoopBackOff; with restartPolicy Never the pod fails);
 5. app containers: image (images.py), environment (container_env.py: CreateContainerConfigError), start,
@@ -35,6 +35,7 @@ MOUNT_RETRY = 2.0
 PULL_RETRY = 1.0  # after ErrImagePull, the next sync (which then reports ImagePullBackOff)
 PLEG_PERIOD = 1.0  # how often the kubelet relists containers (a crash is noticed within it)
 VOLUME_RESYNC = 60.0  # configMap/secret volumes follow their objects within the kubelet's sync period
+SANDBOX_SECONDS = 0.5  # containerd's RunPodSandbox with the pause container and the CNI (flannel) on k3s
 
 
 class PodWorker:
@@ -232,6 +233,8 @@ class PodWorker:
             self.event("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {problem}")
             if await self.pause(SYNC_RETRY):
                 return False
+        if await self.pause(SANDBOX_SECONDS):
+            return False
         self.ip = self.node.next_ip()
         self.net.ip = self.ip
         self.sandbox_ready = True
