@@ -95,4 +95,3 @@ class Context:
         else:
             self._failures.pop(uid, None)
             self._reported.pop(uid, None)
-

@@ -36,7 +36,6 @@ class GarbageCollector:
         self.mapper = ResourceTable()
         self._seen_alive: Dict[str, float] = {}  # owner uid -> when a live GET last found it
 
-
     def _objects(self) -> List[Tuple[str, Obj]]:
         return [(name, obj) for name in COLLECTED for obj in list(self.ctx.cache(name).values())]
 

@@ -304,8 +304,8 @@ class PodWorker:
             code = instance.poll() or 128
             await self.runtime.exited(instance, code)
             message = (instance.backend.logs() or [""])[0]
-            record.state = {"terminated": terminated_state(code, instance.started_iso, instance.container_id,
-                                                          "StartError", message)}
+            state = terminated_state(code, instance.started_iso, instance.container_id, "StartError", message)
+            record.state = {"terminated": state}
             self.event("Warning", "Failed", f"Error: {message}", record)
             self.dirty()
             return code

@@ -47,9 +47,8 @@ def vllm_container(port: int = 8000, listen: Optional[int] = None, gpus: int = 1
 
 
 def pod(name: str, *containers: Obj, namespace: str = "default", **spec: Any) -> Obj:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace,
-                                                           "labels": {"app": name}},
-            "spec": {"containers": list(containers), **spec}}
+    meta = {"name": name, "namespace": namespace, "labels": {"app": name}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": list(containers), **spec}}
 
 
 def deployment(name: str, *containers: Obj, replicas: int = 1, strategy: str = "Recreate",

@@ -69,7 +69,7 @@ class HostSubtree(MutableMapping):
         return iter([f[len(prefix):] for f in list(self.host.files) if f.startswith(prefix)])
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return len(list(iter(self)))
 
 
 def _decode(data: Dict[str, str], binary: bool) -> Dict[str, bytes]:
@@ -256,4 +256,4 @@ class _SubPath(MutableMapping):
                                                           if k.startswith(self.prefix)])
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return len(list(iter(self)))

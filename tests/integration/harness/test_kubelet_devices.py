@@ -46,7 +46,7 @@ def test_no_device_plugin_no_gpus_until_it_registers(kube_api):
 
 def test_a_node_label_change_makes_the_plugin_register_again(kube_api):
     # the ConfigMap has `default` and `time-slicing-4` (the other node uses it); relabelling t4 switches it
-    nodes = [NodeSpec(**T4), NodeSpec(**dict(T4, name="t4-shared"), time_slicing_replicas=4)]
+    nodes = [NodeSpec(**T4), NodeSpec(**{**T4, "name": "t4-shared", "time_slicing_replicas": 4})]
     with KubeletSimulator(kube_api.url, nodes=nodes, time_scale=SCALE) as sim:
         assert (allocatable(kube_api, "t4"), allocatable(kube_api, "t4-shared")) == ("1", "4")
         kube_api.registry.patch(kube_api.resource("Node"), None, "t4", "application/merge-patch+json",
@@ -95,7 +95,7 @@ def test_a_process_leaves_the_ledger_when_it_has_exited_not_when_deleted(kube_ap
     with KubeletSimulator(kube_api.url, time_scale=0.02, state_dir=tmp_path) as sim:
         kube_api.create(pod("holder", gpu_sleeper(), terminationGracePeriodSeconds=20))
         wait_for(lambda: ready(kube_api.get("Pod", "holder")), what="ready")
-        [pid] = [p for p in sim.ledger("gpu-node")._processes]  # pylint: disable=protected-access
+        [pid] = list(sim.ledger("gpu-node")._processes)  # pylint: disable=protected-access
         proc = Path(tmp_path, "nodes", "gpu-node", "gpu", "proc", str(pid))
         deleted = time.monotonic()
         kube_api.registry.delete(kube_api.resource("Pod"), "default", "holder")

@@ -46,7 +46,7 @@ def test_pull_policies_and_pull_time_from_image_size(kube_api):
     assert took >= 8.9 * SCALE, took
     assert never["state"]["waiting"]["message"] == \
         'Container image "busybox:1.36" is not present with pull policy of Never'
-    pulled = wait_for(lambda: [m for m in messages(kube_api, "Pulled", about="vllm")], what="Pulled")[0]
+    pulled = wait_for(lambda: messages(kube_api, "Pulled", about="vllm"), what="Pulled")[0]
     assert re.fullmatch(r'Successfully pulled image "vllm/vllm-openai:v0.8.5.post1" in [0-9.]+s \([0-9.]+s '
                         r'including waiting\)\. Image size: 8900000000 bytes\.', pulled), pulled
     assert 'Pulling image "vllm/vllm-openai:v0.8.5.post1"' in messages(kube_api, "Pulling", about="vllm")

@@ -137,8 +137,8 @@ def test_exec_probes_run_in_the_container_with_the_image_tools(kube_api, sim):
     models = ["python3", "-c", "import json, urllib.request; "
                                "assert json.load(urllib.request.urlopen('http://localhost:8000/v1/models'))['data']"]
     kube_api.create(deployment("curl", vllm_container(readinessProbe={"exec": {"command": curl}, "periodSeconds": 1})))
-    kube_api.create(deployment("python", vllm_container(gpus=0, readinessProbe={"exec": {"command": models},
-                                                                              "periodSeconds": 1})))
+    python_probe = {"exec": {"command": models}, "periodSeconds": 1}
+    kube_api.create(deployment("python", vllm_container(gpus=0, readinessProbe=python_probe)))
     kube_api.create(pod("file", container(command=["sh", "-c", "touch /tmp/healthy; sleep infinity"],
                                           readinessProbe={"exec": {"command": ["cat", "/tmp/healthy"]},
                                                           "periodSeconds": 1})))
@@ -148,8 +148,8 @@ def test_exec_probes_run_in_the_container_with_the_image_tools(kube_api, sim):
         "exec": {"command": curl}, "periodSeconds": 1})))
     wait_for(lambda: available(kube_api, "curl", 1) and available(kube_api, "python", 1)
              and ready(kube_api.get("Pod", "file")), what="exec probes passing")
-    wait_for(lambda: "Readiness probe failed: sh: 1: curl: not found\n" in messages(kube_api, "Unhealthy",
-                                                                                 about="no-curl"), what="127")
+    not_found = "Readiness probe failed: sh: 1: curl: not found\n"
+    wait_for(lambda: not_found in messages(kube_api, "Unhealthy", about="no-curl"), what="127")
     errored = wait_for(lambda: messages(kube_api, "Unhealthy", about="no-binary"), what="errored")[0]
     assert errored.startswith("Readiness probe errored: rpc error: code = Unknown desc = failed to exec in container")
     assert 'exec: "curl": executable file not found in $PATH' in errored
