@@ -10,8 +10,8 @@ removes the owner; the collector acts on what its informers see afterwards):
   dependents, then the finalizer.
 
 Before deleting a dependent it checks the owner is really gone with a live GET, as the real collector does.
-Only the kinds the simulator watches are collected as dependents (workloads, pods, PVCs, ConfigMaps,
-Secrets, Services, Endpoints); owners of any kind the API serves are looked up."""
+Like the real one it watches every kind the API server serves (discovery: its resource table), so owners
+and dependents of any kind (Jobs, Ingresses, PodDisruptionBudgets...) are collected and finalized."""
 
 from __future__ import annotations
 
@@ -21,12 +21,24 @@ from tests.harness.fake_kube.resources import ResourceTable
 
 from .client import api_path
 from .context import Context
-from .informers import API_VERSION, PLURAL
+from .informers import WATCHED
 from .objects import Obj, terminating, uid_of
 
 COMPONENT = "garbage-collector-controller"
-COLLECTED = ("deployments", "replicasets", "statefulsets", "daemonsets", "pods", "persistentvolumeclaims",
-             "configmaps", "secrets", "services", "endpoints")
+NOT_COLLECTED = ("nodes", "events")  # caches the collector leaves alone (a node is never a dependent here)
+IGNORED_KINDS = ("Event", "Lease")  # kinds it does not watch: high churn, never owners in practice
+
+
+def extra_informers() -> Dict[str, Tuple[str, str, str]]:
+    """The kinds the API serves beyond the simulator's own informers: name -> (path, kind, apiVersion)."""
+    watched = {kind for _path, kind in WATCHED.values()}
+    out = {}
+    for res in ResourceTable().resources:
+        if res.virtual or res.kind in watched or res.kind in IGNORED_KINDS or "watch" not in res.verbs:
+            continue
+        base = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
+        out[f"gc:{res.group}/{res.plural}"] = (f"{base}/{res.plural}", res.kind, res.api_version)
+    return out
 LIVE_RECHECK = 2.0  # real seconds before an owner of an unwatched kind, found alive, is looked up again
 
 
@@ -37,7 +49,15 @@ class GarbageCollector:
         self._seen_alive: Dict[str, float] = {}  # owner uid -> when a live GET last found it
 
     def _objects(self) -> List[Tuple[str, Obj]]:
-        return [(name, obj) for name in COLLECTED for obj in list(self.ctx.cache(name).values())]
+        return [(name, obj) for name in self.ctx.informers.cache if name not in NOT_COLLECTED
+                for obj in list(self.ctx.cache(name).values())]
+
+    def _where(self, obj: Obj) -> Tuple[str, str]:
+        """(apiVersion, plural) of an object of any kind."""
+        res = self.mapper.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
+        if res is None:
+            raise ValueError(f"the API serves no {obj.get('apiVersion')} {obj.get('kind')}")
+        return res.api_version, res.plural
 
     async def sync(self) -> None:
         objects = self._objects()
@@ -61,7 +81,7 @@ class GarbageCollector:
     async def _remove_finalizer(self, obj: Obj, finalizer: str) -> None:
         rest = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
         body = {"metadata": {"finalizers": rest or None, "resourceVersion": obj["metadata"]["resourceVersion"]}}
-        await self.ctx.client.patch(API_VERSION[obj["kind"]], PLURAL[obj["kind"]], obj, body, manager=COMPONENT)
+        await self.ctx.client.patch(*self._where(obj), obj, body, manager=COMPONENT)
 
     async def _foreground(self, owner: Obj, deps: List[Obj]) -> None:
         uid = uid_of(owner)
@@ -71,7 +91,7 @@ class GarbageCollector:
             if ref.get("blockOwnerDeletion"):
                 blocking += 1
             if not terminating(dep):
-                await self.ctx.client.delete(API_VERSION[dep["kind"]], PLURAL[dep["kind"]], dep,
+                await self.ctx.client.delete(*self._where(dep), dep,
                                              policy="Foreground" if ref.get("blockOwnerDeletion") else "Background")
         if blocking == 0:
             await self._remove_finalizer(owner, "foregroundDeletion")
@@ -80,8 +100,8 @@ class GarbageCollector:
         uid = uid_of(owner)
         for dep in deps:
             refs = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-            await self.ctx.client.patch(API_VERSION[dep["kind"]], PLURAL[dep["kind"]], dep,
-                                        {"metadata": {"ownerReferences": refs or None}}, manager=COMPONENT)
+            await self.ctx.client.patch(*self._where(dep), dep, {"metadata": {"ownerReferences": refs or None}},
+                                        manager=COMPONENT)
         await self._remove_finalizer(owner, "orphan")
 
     async def _owner_gone(self, dep: Obj, ref: Obj, by_uid: Dict[str, Obj]) -> bool:
@@ -105,10 +125,9 @@ class GarbageCollector:
         gone = [r for r in refs if await self._owner_gone(dep, r, by_uid)]
         if not gone:
             return
-        kind = dep["kind"]
         if len(gone) == len(refs):
-            await self.ctx.client.delete(API_VERSION[kind], PLURAL[kind], dep)
+            await self.ctx.client.delete(*self._where(dep), dep)
             return
         keep = [r for r in refs if r not in gone]
-        await self.ctx.client.patch(API_VERSION[kind], PLURAL[kind], dep, {"metadata": {"ownerReferences": keep}},
+        await self.ctx.client.patch(*self._where(dep), dep, {"metadata": {"ownerReferences": keep}},
                                     manager=COMPONENT)

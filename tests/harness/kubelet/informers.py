@@ -41,9 +41,15 @@ PLURAL = {kind: name for name, (_path, kind) in WATCHED.items()}
 
 
 class Informers:
-    def __init__(self, client: ApiClient, on_change: Optional[Callable[[str, str, Obj], None]] = None) -> None:
+    """`extra`: more caches, name -> (list/watch path, kind, apiVersion) (the garbage collector's)."""
+
+    def __init__(self, client: ApiClient, on_change: Optional[Callable[[str, str, Obj], None]] = None,
+                 extra: Optional[Dict[str, Tuple[str, str, str]]] = None) -> None:
         self.client = client
-        self.cache: Dict[str, Dict[Key, Obj]] = {name: {} for name in WATCHED}
+        self.watched: Dict[str, Tuple[str, str, str]] = {
+            name: (path, kind, API_VERSION[kind]) for name, (path, kind) in WATCHED.items()}
+        self.watched.update(extra or {})
+        self.cache: Dict[str, Dict[Key, Obj]] = {name: {} for name in self.watched}
         self.dirty = asyncio.Event()
         self.on_change = on_change
         self.stopping = False
@@ -82,7 +88,7 @@ class Informers:
         self.dirty.set()
 
     async def run(self, name: str, first: "asyncio.Future[None]") -> None:
-        path, kind = WATCHED[name]
+        path, kind, api_version = self.watched[name]
         session = self.client.session
         assert session is not None
         base = self.client.url + path
@@ -99,7 +105,7 @@ class Informers:
                         self.apply(name, "DELETED", self.cache[name][key])
                 for obj in fresh.values():
                     obj.setdefault("kind", kind)
-                    obj.setdefault("apiVersion", API_VERSION[kind])
+                    obj.setdefault("apiVersion", api_version)
                     self.apply(name, "MODIFIED", obj)
                 if not first.done():
                     first.set_result(None)

@@ -1,8 +1,8 @@
 """What a k3s GPU node has once site.yml's node side ran, in ONE place (to be replaced by the
 `nvidia_device_plugin` role's templates once they exist):
 
-- `k3s_server_objects()`: what a k3s server creates by itself: the `local-path` StorageClass and the
-  RuntimeClasses `nvidia` / `nvidia-experimental` (k3s adds them when it finds the NVIDIA runtime);
+- `k3s_server_objects()`: what a k3s server creates by itself that the fake API server does not: the
+  `local-path` StorageClass (its packaged RuntimeClasses, `nvidia` among them, the API server bootstraps);
 - `device_plugin_manifests(configs)`: the NVIDIA device plugin as the role renders it (contract in the
   session plan): RuntimeClass `nvidia` (only when missing), ConfigMap `nvidia-device-plugin-configs` (one
   key per named config, `default` without sharing), ServiceAccount + ClusterRole + ClusterRoleBinding for
@@ -30,11 +30,8 @@ def runtime_class(name: str, handler: str) -> Obj:
     return {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": name}, "handler": handler}
 
 
-def k3s_server_objects(gpu_runtime: bool = True) -> List[Obj]:
-    objects = [dict(LOCAL_PATH_CLASS)]
-    if gpu_runtime:
-        objects += [runtime_class("nvidia", "nvidia"), runtime_class("nvidia-experimental", "nvidia-experimental")]
-    return objects
+def k3s_server_objects() -> List[Obj]:
+    return [dict(LOCAL_PATH_CLASS)]
 
 
 def plugin_config(replicas: int = 1, rename_by_default: bool = False,

@@ -29,9 +29,9 @@ from .context import Context
 from .daemonset_controller import DaemonSetController
 from .deployment_controller import DeploymentController
 from .endpoints_controller import EndpointsController
-from .garbage_collector import GarbageCollector
+from .garbage_collector import GarbageCollector, extra_informers
 from .images import ALL_PRESENT
-from .informers import WATCHED, Informers
+from .informers import Informers
 from .kubelet_server import KubeletServer
 from .node_agent import NodeAgent, NodeSpec
 from .node_setup import configs_for, create_missing, device_plugin_manifests, k3s_server_objects
@@ -169,7 +169,7 @@ class KubeletSimulator:
 
     async def _startup(self) -> None:
         client = ApiClient(self.api_url, self.token, self.ssl)
-        informers = Informers(client)
+        informers = Informers(client, extra=extra_informers())
         client.on_write = informers.remember
         await client.open()
         self.ctx = ctx = Context(client, informers, self.clock)
@@ -181,12 +181,12 @@ class KubeletSimulator:
                               self.registries, self.pull_bandwidth, self.node_state_dir(spec.name))
             agent.devices.on_change = ctx.informers.dirty.set
             self.agents[spec.name] = agent
-        await create_missing(client, k3s_server_objects(any(n.gpus for n in self.nodes)), "k3s")
+        await create_missing(client, k3s_server_objects(), "k3s")
         for agent in self.agents.values():
             await agent.images.preload()
             await agent.register()
         listed = []
-        for name in WATCHED:
+        for name in informers.watched:
             first = asyncio.get_running_loop().create_future()
             listed.append(first)
             ctx.spawn(informers.run(name, first))

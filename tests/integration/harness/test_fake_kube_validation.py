@@ -217,7 +217,8 @@ def test_a_refused_object_never_reaches_the_controllers(kube_api, kube_client, k
     core.create_namespace({"metadata": {"name": "other"}})
     bad = deployment("broken", container=container(resources={"limits": {"memory": "16GB"}}))
     assert refusal(lambda: apps.create_namespaced_deployment("default", bad))[0] == 400
-    apps.create_namespaced_deployment("other", deployment("good", container={"name": "web", "image": "busybox"}))
+    web = {"name": "web", "image": "busybox", "command": ["sleep", "infinity"]}  # busybox alone: sh exits at once
+    apps.create_namespaced_deployment("other", deployment("good", container=web))
     deadline = time.monotonic() + 20
     while apps.read_namespaced_deployment("good", "other").status.ready_replicas != 1:
         assert time.monotonic() < deadline, "the good Deployment did not roll out"

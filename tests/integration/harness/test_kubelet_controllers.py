@@ -107,3 +107,17 @@ def test_one_broken_object_never_stalls_the_rest(kube_api):
         wait_for(lambda: available(kube_api, "fine", 1), what="the others keep going")
         wait_for(lambda: events(kube_api, "SyncError", about="broken"), what="the error reported on the object")
         assert len(sim.errors) == 1 and "16GB" in sim.errors[0], sim.errors
+
+
+def test_owners_of_any_kind_are_finalized_like_a_deleted_job(kube_api, sim):
+    # a Job is deleted with the API's default for Jobs (orphan): the collector, watching every kind the API
+    # serves, removes the references to it, then its finalizer; the pod stays
+    job = kube_api.create({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"}, "spec": {
+        "template": {"spec": {"restartPolicy": "Never", "containers": [container(command=["sleep", "infinity"])]}}}})
+    worker = pod("once-worker", container(command=["sleep", "infinity"]))
+    worker["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": "once",
+                                              "uid": job["metadata"]["uid"], "controller": True}]
+    kube_api.create(worker)
+    kube_api.registry.delete(kube_api.resource("Job"), "default", "once")
+    wait_for(lambda: not exists(kube_api, "Job", "once"), what="the Job gone")
+    assert not kube_api.get("Pod", "once-worker")["metadata"].get("ownerReferences")

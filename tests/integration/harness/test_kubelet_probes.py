@@ -5,7 +5,6 @@ tcpSocket and exec probes. Time scale 0.05 unless a test says otherwise (a 1 s p
 import json
 import time
 import urllib.error
-import urllib.request
 
 import pytest
 
@@ -38,10 +37,10 @@ def test_a_process_listens_only_where_its_args_say(kube_api, sim):
     wait_for(lambda: refused in messages(kube_api, "Unhealthy"), what="probes refused on 8080")
     time.sleep(SCALE * 10)  # the server has loaded (2 s simulated) well before this
     assert not ready(kube_api.get("Pod", running["metadata"]["name"]))
-    with urllib.request.urlopen(f"{kube_api.url}/fake/v1/podnetwork", timeout=5) as resp:
+    with kube_api.urlopen(f"{kube_api.url}/fake/v1/podnetwork", timeout=5) as resp:
         assert list(json.load(resp)) == [f"{ip}:8000"], "the pod network knows the port vLLM listens on, only"
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(f"{kube_api.url}/api/v1/namespaces/default/pods/{running['metadata']['name']}:8080"
+        kube_api.urlopen(f"{kube_api.url}/api/v1/namespaces/default/pods/{running['metadata']['name']}:8080"
                                "/proxy/health", timeout=5)
     assert err.value.code == 503 and b"connection refused" in err.value.read()
 
