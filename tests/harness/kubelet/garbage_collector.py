@@ -39,7 +39,9 @@ def extra_informers() -> Dict[str, Tuple[str, str, str]]:
         base = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
         out[f"gc:{res.group}/{res.plural}"] = (f"{base}/{res.plural}", res.kind, res.api_version)
     return out
-LIVE_RECHECK = 2.0  # real seconds before an owner of an unwatched kind, found alive, is looked up again
+
+
+LIVE_RECHECK = 2.0  # real seconds before an owner found alive by a live GET is looked up again
 
 
 class GarbageCollector:

@@ -41,7 +41,7 @@ def test_a_process_listens_only_where_its_args_say(kube_api, sim):
         assert list(json.load(resp)) == [f"{ip}:8000"], "the pod network knows the port vLLM listens on, only"
     with pytest.raises(urllib.error.HTTPError) as err:
         kube_api.urlopen(f"{kube_api.url}/api/v1/namespaces/default/pods/{running['metadata']['name']}:8080"
-                               "/proxy/health", timeout=5)
+                         "/proxy/health", timeout=5)
     assert err.value.code == 503 and b"connection refused" in err.value.read()
 
 
