@@ -50,8 +50,8 @@ def test_configmaps_do_allow_unconditional_updates_and_leases_are_created_by_put
     replaced = collection_kube.request("PUT", f"{cms}/c", None, {"apiVersion": "v1", "kind": "ConfigMap",
                                                                  "metadata": {"name": "c"}, "data": {"a": "1"}})
     assert replaced["data"] == {"a": "1"}
-    resp = collection_kube.raw("PUT", f"{LEASES}/new-lease", None, lease("new-lease"))
-    assert resp.status == 201, "AllowCreateOnUpdate: a PUT to a missing Lease creates it"
+    status, _text = collection_kube.call("PUT", f"{LEASES}/new-lease", None, lease("new-lease"))
+    assert status == 201, "AllowCreateOnUpdate: a PUT to a missing Lease creates it"
 
 
 @pytest.mark.parametrize("spec, field, message", [
