@@ -48,6 +48,7 @@ def parse_args(argv):
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--timeout", type=float, help="seconds the new mode may take to start (default 900)")
     parser.add_argument("--drain-timeout", type=float, help="seconds in-flight requests may take to finish (120)")
+    parser.add_argument("--release-timeout", type=float, help="seconds the GPU memory may take to be released (60)")
     parser.add_argument("--force", action="store_true", help="do not wait for in-flight requests")
     parser.add_argument("--wait-for-lock", action="store_true", help="wait for a running switch instead of failing")
     parser.add_argument("--config", default=os.environ.get("GPU_MODE_CONFIG", CONFIG), help="settings file (%(default)s)")
@@ -107,6 +108,8 @@ def main(argv=None, out=sys.stdout, err=sys.stderr):
             options["start_timeout"] = args.timeout
         if args.drain_timeout:
             options["drain_timeout"] = args.drain_timeout
+        if args.release_timeout:
+            options["release_timeout"] = args.release_timeout
         if not args.json:
             options["progress"] = lambda phase, message, elapsed: _print(out, "%7.1fs  %-8s %s" % (elapsed, phase, message))
         result = switch(kube, settings["namespace"], settings["node"], args.command, **options)
