@@ -41,9 +41,12 @@ NVIDIA_SMI_TIMEOUT = 30
 # Fields that must agree exactly between the two backends, and those that move while a GPU works.
 STABLE_NODE_FIELDS = ("driver_installed", "driver_version", "cuda_driver_version", "gpu_count",
                       "persistence_mode")
-STABLE_GPU_FIELDS = ("index", "name", "uuid", "pci_bus_id", "compute_capability", "memory_total_mib",
-                     "memory_reserved_mib", "mig_mode", "persistence_mode", "product_brand", "brand",
-                     "product_class", "architecture", "forward_compat_capable")
+STABLE_GPU_FIELDS = ("index", "name", "uuid", "pci_bus_id", "compute_capability", "mig_mode", "persistence_mode",
+                     "product_brand", "brand", "product_class", "architecture", "forward_compat_capable")
+# Memory the two backends round differently: NVML reports bytes (floored to MiB here), nvidia-smi prints
+# MiB it rounded itself (an H200's 644,939,776 reserved bytes: 615 MiB by NVML, 616 by nvidia-smi -q -x).
+ROUNDED_GPU_FIELDS = ("memory_total_mib", "memory_reserved_mib")
+ROUNDING_TOLERANCE_MIB = 1
 VOLATILE_GPU_FIELDS = ("memory_used_mib", "memory_free_mib")
 
 
@@ -469,6 +472,10 @@ def compare_facts(left, right, volatile_tolerance_mib=None):
         for field in STABLE_GPU_FIELDS:
             if a.get(field) != b.get(field):
                 add("gpus[%d].%s" % (i, field), a.get(field), b.get(field))
+        for field in ROUNDED_GPU_FIELDS:
+            va, vb = a.get(field), b.get(field)
+            if (va is None) != (vb is None) or (va is not None and abs(va - vb) > ROUNDING_TOLERANCE_MIB):
+                add("gpus[%d].%s" % (i, field), va, vb)
         if volatile_tolerance_mib is not None:
             for field in VOLATILE_GPU_FIELDS:
                 va, vb = a.get(field), b.get(field)

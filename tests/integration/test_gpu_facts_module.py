@@ -7,8 +7,9 @@
 Each backend must read each fixture to the facts written out below (the fixtures' nvml.txt files are
 hand-written from the same facts as their XML, so comparing the two backends on them would compare a thing
 with itself). The one agreement test that means something, NVML against nvidia-smi on the same machine,
-runs on the H100's real captures (``nvml-capture.txt`` written by tests/device/capture_fixtures.sh next
-to its ``nvidia-smi -q -x``), and says it is pending while that capture is missing. The module is run the
+runs on real captures (``nvml-capture.txt`` written by tests/device/capture_fixtures.sh next to the same
+machine's ``nvidia-smi -q -x``): the H200's (2026-12-02); the H100's is pending (the GPU machine lent
+since is an H200). The module is run the
 way users run it (``ansible localhost -m baremetal.gpu.gpu_facts``).
 """
 
@@ -27,6 +28,7 @@ from tests.harness.ansible_cli import ansible_module
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "gpu"
 H100 = "h100-80gb-driver-580.159.04"
+H200 = "h200-141gb-driver-580.159.04"  # captured with tests/device/capture_fixtures.sh on 2026-12-02
 # What each fixture says, written out: node facts, then the first GPU's. Memory and processes are what the
 # fixture froze (the H100 capture was idle); the H100's figures are its real capture's.
 EXPECTED = {
@@ -134,19 +136,33 @@ def test_each_backend_reads_each_fixture(fixture, backend, fake_nvml_dir, fake_s
     assert dict((k, facts["gpus"][0][k]) for k in first_gpu) == first_gpu
 
 
-def test_real_nvml_and_nvidia_smi_agree_on_the_h100(fake_nvml_dir, fake_smi_dir):
-    """NVML's answers as captured on the H100 (replayed by the NVML stand-in) against its nvidia-smi -q -x."""
-    capture = FIXTURES / H100 / "nvml-capture.txt"
+@pytest.mark.parametrize("fixture", [H200, H100])
+def test_real_nvml_and_nvidia_smi_agree(fixture, fake_nvml_dir, fake_smi_dir):
+    """NVML's answers as captured on a real machine (replayed by the NVML stand-in) against its nvidia-smi -q -x."""
+    capture = FIXTURES / fixture / "nvml-capture.txt"
     if not capture.exists():
-        pytest.skip("pending: the H100's real NVML capture (%s, written by tests/device/capture_fixtures.sh on "
-                    "the GPU machine) is not in the repository yet" % capture.relative_to(ROOT))
-    by_nvml = gather("nvml", nvml_env(fake_nvml_dir, H100, data="nvml-capture.txt"))
-    by_smi = gather("nvidia_smi", smi_env(fake_smi_dir, H100))
+        pytest.skip("pending: the real NVML capture %s (tests/device/capture_fixtures.sh on that GPU) is not in the "
+                    "repository" % capture.relative_to(ROOT))
+    by_nvml = gather("nvml", nvml_env(fake_nvml_dir, fixture, data="nvml-capture.txt"))
+    by_smi = gather("nvidia_smi", smi_env(fake_smi_dir, fixture))
     assert by_nvml["backend"] == "nvml" and by_smi["backend"] == "nvidia_smi"
     assert by_nvml["gpu_count"] == by_smi["gpu_count"] >= 1
     from ansible_collections.baremetal.gpu.plugins.module_utils.gpu import compare_facts
     # both were read within a second of each other on an idle GPU (the script checks it)
     assert compare_facts(by_nvml, by_smi, volatile_tolerance_mib=2) == []
+
+
+def test_the_h200_capture_reads_to_what_the_machine_showed(fake_nvml_dir, fake_smi_dir):
+    # nvidia-smi on the machine: "NVIDIA H200, 580.159.04, 143771 MiB, 9.0"; NVML: 644,939,776 bytes reserved
+    by_nvml = gather("nvml", nvml_env(fake_nvml_dir, H200, data="nvml-capture.txt"))
+    by_smi = gather("nvidia_smi", smi_env(fake_smi_dir, H200))
+    for facts in (by_nvml, by_smi):
+        assert facts["driver_version"] == "580.159.04" and facts["cuda_driver_version"] == "13.0"
+        gpu = facts["gpus"][0]
+        assert (gpu["name"], gpu["memory_total_mib"], gpu["compute_capability"]) == ("NVIDIA H200", 143771, "9.0")
+        assert gpu["product_class"] == "datacenter" and gpu["architecture"] == "Hopper" and gpu["processes"] == []
+    # the two round the driver's reservation differently: one MiB apart, which compare_facts allows
+    assert by_nvml["gpus"][0]["memory_reserved_mib"] == 615 and by_smi["gpus"][0]["memory_reserved_mib"] == 616
 
 
 def test_auto_prefers_nvml_and_falls_back_to_nvidia_smi(fake_nvml_dir, fake_smi_dir, tmp_path):

@@ -153,3 +153,17 @@ def test_compare_facts_reports_each_differing_field():
 def test_gather_rejects_an_unknown_backend():
     with pytest.raises(ValueError, match="backend"):
         gpu.gather(backend="cuda")
+
+
+def test_compare_facts_allows_the_backends_one_mib_of_rounding_on_fixed_memory_figures():
+    from ansible_collections.baremetal.gpu.plugins.module_utils.gpu import compare_facts
+
+    def facts(reserved, total=143771):
+        return {"gpus": [{"index": 0, "memory_reserved_mib": reserved, "memory_total_mib": total}]}
+
+    # the H200 of 2026-12-02: NVML 644,939,776 bytes (615 MiB floored), nvidia-smi -q -x "616 MiB"
+    assert compare_facts(facts(615), facts(616)) == []
+    assert compare_facts(facts(615), facts(618)) == [
+        {"field": "gpus[0].memory_reserved_mib", "left": 615, "right": 618}]
+    assert compare_facts(facts(615), facts(615, total=143000)) == [
+        {"field": "gpus[0].memory_total_mib", "left": 143771, "right": 143000}]
