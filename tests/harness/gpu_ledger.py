@@ -1,10 +1,12 @@
 """GPU memory ledger: the memory of one simulated node's GPUs, shared by the kubelet simulator (which
 starts and reaps container processes) and the fake vLLM (which allocates, grows, shrinks on sleep).
 
-What it models, from measurements on a real H100 (tests/fixtures/gpu/h100-80gb-driver-580.159.04/README.md):
+What it models, from measurements on a real H100 (tests/fixtures/gpu/h100-80gb-driver-580.159.04/README.md) and
+H200 (tests/fixtures/device/h200-2026-12-02/README.md):
 - an idle GPU is not empty: the driver reserves memory (480 MiB on the H100), reported as NVML `reserved`;
-- a process's memory is freed when the process has EXITED, not when its pod object is gone, and only after a
-  short release delay (0.144 s after SIGTERM or SIGKILL on the H100);
+- a process's memory is freed when the process has EXITED, not when its pod object is gone: 0.10-0.14 s after
+  SIGTERM or SIGKILL (the process's own teardown, which the fake vLLM's shutdown time models), and at most
+  0.02 s after its exit was reaped (the release delay here, RELEASE_DELAY, measured on the H200);
 - an allocation fails when free memory is short (CUDA out of memory), so two servers that do not fit
   together cannot both start;
 - a "stuck" fault keeps an exited process's memory (a zombie holding the device, a wedged driver).
@@ -33,15 +35,20 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 MIB = 1024 * 1024
+# Seconds from a process's exit to its memory being free: at most 0.0205 s on the H200 (6 runs, 10 GiB held)
+RELEASE_DELAY = 0.02
 
 __all__ = ["GpuDevice", "GpuProcess", "GpuLedger", "GpuClaim", "OutOfMemory", "UnknownProcess", "PROFILES",
            "device_profile"]
 
 # Device profiles of the GPUs the collection's examples run on (NVML figures). `idle_reserved_mib` is what
-# the driver reserves with no process: measured 480 MiB on the H100; the others scale from it (assumed).
+# the driver reserves with no process: measured 480 MiB on the H100, 615 MiB on the H200; the others are
+# assumed.
 PROFILES: Dict[str, Dict[str, object]] = {
     "NVIDIA-H100-80GB-HBM3": {"name": "NVIDIA H100 80GB HBM3", "total_mib": 81559, "idle_reserved_mib": 480,
                               "cc": (9, 0), "brand": 14, "arch": 9},
+    "NVIDIA-H200": {"name": "NVIDIA H200", "total_mib": 143771, "idle_reserved_mib": 615, "cc": (9, 0), "brand": 14,
+                    "arch": 9},
     "NVIDIA-GeForce-RTX-3060": {"name": "NVIDIA GeForce RTX 3060", "total_mib": 12288, "idle_reserved_mib": 250,
                                 "cc": (8, 6), "brand": 5, "arch": 7},
     "Tesla-T4": {"name": "Tesla T4", "total_mib": 15360, "idle_reserved_mib": 260, "cc": (7, 5), "brand": 2,
@@ -100,7 +107,7 @@ class GpuProcess:
 
 
 class GpuLedger:
-    def __init__(self, node: str, devices: Sequence[GpuDevice], release_delay: float = 0.15,
+    def __init__(self, node: str, devices: Sequence[GpuDevice], release_delay: float = RELEASE_DELAY,
                  export_dir: Optional[os.PathLike] = None, driver_version: str = "570.195.03",
                  cuda_version: int = 12080, clock: Callable[[], float] = time.monotonic) -> None:
         self.node = node

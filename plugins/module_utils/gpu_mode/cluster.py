@@ -120,6 +120,20 @@ class NodeCluster:
                 "metadata": {"name": name, "namespace": self.namespace}, "spec": {"replicas": int(replicas)}}
         return self.kube.apply(body, field_manager=FIELD_MANAGER, force=True)
 
+    def kill_pods(self, deployment):
+        """Delete a failed workload's pods at once (grace 0: SIGKILL, nothing to drain on a server that never
+        served). Their objects go away before their processes: the memory wait, not this, says when the GPU
+        is free."""
+        for pod in self.pods(deployment):
+            meta = pod["metadata"]
+            body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": meta["uid"]}}
+            try:
+                self.kube.request("DELETE", self.kube.path("v1", "Pod", meta["namespace"], meta["name"]), body=body)
+            except _kube_error() as exc:
+                if exc.status not in (404, 409):  # gone already, or a new pod of that name
+                    raise
+
     def set_pod_label(self, pod, key, value):
         """Set (or with None remove) one label of a pod: taking it out of its Service keeps new requests away
         while in-flight ones finish."""

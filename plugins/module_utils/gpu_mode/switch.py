@@ -265,21 +265,28 @@ class Switch:
         return round(waited, 3)
 
     def _start(self, start, deployments):
-        from ansible_collections.baremetal.gpu.plugins.module_utils import health
-
-        opts = self.options
         self.timer.begin("start", ", ".join("%s=%d" % kv for kv in sorted(start.items())) or "nothing to start")
-        for name, replicas in sorted(start.items()):
+        self.result["ready_seconds"] = self._scale_up(start, deployments)
+        self.timer.begin("health", "through the Service")
+        self.result["health"] = self._serving_check(start, deployments)
+
+    def _scale_up(self, replicas_by_name, deployments):
+        """Scale to the replicas and wait until their pods are Ready (failing fast on a crash)."""
+        for name, replicas in sorted(replicas_by_name.items()):
             self._touched = True
             self.cluster.scale(name, replicas)
-        targets = dict((n, (deployments[n], r)) for n, r in start.items())
-        self.result["ready_seconds"] = wait_started(self.cluster, targets, self.clock() + opts["start_timeout"],
-                                                    opts["crash_restarts"])
-        self.timer.begin("health", "through the Service")
-        if not opts.get("health_check", True):
-            return
+        targets = dict((n, (deployments[n], r)) for n, r in replicas_by_name.items() if r)
+        return wait_started(self.cluster, targets, self.clock() + self.options["start_timeout"],
+                            self.options["crash_restarts"])
+
+    def _serving_check(self, names, deployments):
+        """Health, then the first served model name, through each workload's Service: what clients see."""
+        from ansible_collections.baremetal.gpu.plugins.module_utils import health
+
+        if not self.options.get("health_check", True):
+            return {}
         checks = {}
-        for name in sorted(start):
+        for name in sorted(names):
             info = workload_info(deployments[name])
             if not info["service"]:
                 continue
@@ -287,37 +294,44 @@ class Switch:
             checks[name] = health.wait_serving(
                 fetch, served_model_name=(info["served_model_names"] or [None])[0],
                 kind=info["health_kind"], health_path=info["health_path"], field=info["health_field"],
-                check_models=bool(info["served_model_names"]), timeout=opts["health_timeout"])
-        self.result["health"] = checks
+                check_models=bool(info["served_model_names"]), timeout=self.options["health_timeout"])
+        return checks
 
     # ------------------------------------------------------------------ failure handling
     def _rollback(self, plan, deployments, previous_mode):
-        """Stop what the failed switch started, free its memory, bring back what ran before."""
-        out = {"ok": False, "steps": []}
+        """Stop what the failed switch started, free its memory, bring back what ran before and see it serve."""
+        out = {"ok": False, "steps": [], "seconds": {}}
         opts = self.options
         self.timer.begin("rollback", "back to %s" % (previous_mode or "what ran before"))
+        step_started = [self.clock()]
+
+        def step(name, text):
+            now = self.clock()
+            out["seconds"][name] = round(now - step_started[0], 3)
+            step_started[0] = now
+            out["steps"].append(text)
+
         try:
             started = [deployments[n] for n in plan["start"] if n not in plan["stop"]]
             started_pods = [p for d in started for p in self.cluster.pods(d)]
-            before = release.snapshot(self._poller, [p["metadata"]["uid"] for p in started_pods],
-                                      opts.get("proc_root", "/proc")) if self._poller else {}
+            uids = [p["metadata"]["uid"] for p in started_pods]
+            before = release.snapshot(self._poller, uids, opts.get("proc_root", "/proc")) if self._poller else {}
             for d in started:
                 self.cluster.scale(d["metadata"]["name"], 0)
-            out["steps"].append("stopped %s" % (", ".join(d["metadata"]["name"] for d in started) or "nothing"))
+                self.cluster.kill_pods(d)  # a target that failed serves nobody: no grace period to sit out
             self.cluster.wait_pods_gone(started, self.clock() + opts["stop_timeout"])
+            step("stop", "stopped %s" % (", ".join(d["metadata"]["name"] for d in started) or "nothing"))
             if self._poller is not None and started_pods:
-                release.wait_released([p["metadata"]["uid"] for p in started_pods], opts["release_timeout"],
-                                      poller=self._poller, proc_root=opts.get("proc_root", "/proc"),
-                                      tolerance_mib=opts["memory_tolerance_mib"], before=before, clock=self.clock)
-                out["steps"].append("their GPU memory was released")
+                release.wait_released(uids, opts["release_timeout"], poller=self._poller,
+                                      proc_root=opts.get("proc_root", "/proc"), tolerance_mib=opts["memory_tolerance_mib"],
+                                      before=before, clock=self.clock)
+                step("release", "their GPU memory was released")
             restore = dict((n, int((deployments[n].get("spec") or {}).get("replicas") or 0)) for n in plan["stop"])
-            for name, replicas in sorted(restore.items()):
-                self.cluster.scale(name, replicas)
+            self._scale_up(restore, deployments)
             self._restore_labels()
-            if restore:
-                targets = dict((n, (deployments[n], r)) for n, r in restore.items() if r)
-                wait_started(self.cluster, targets, self.clock() + opts["start_timeout"], opts["crash_restarts"])
-                out["steps"].append("%s ready again" % ", ".join(sorted(restore)))
+            step("start", "%s ready again" % (", ".join(sorted(restore)) or "nothing to restore"))
+            self._serving_check([n for n, r in restore.items() if r], deployments)
+            step("health", "serving through the Service")
             out["ok"] = True
             out["summary"] = "rolled back to mode %s: %s" % (previous_mode or "(unrecorded)", "; ".join(out["steps"]))
         except Exception as exc:  # pylint: disable=broad-except  # report both failures

@@ -87,7 +87,7 @@ class NodeAgent:
         self._reported: Optional[Obj] = None
 
     def _ledger(self) -> Any:
-        from tests.harness.gpu_ledger import GpuDevice, GpuLedger, device_profile  # pylint: disable=C0415
+        from tests.harness.gpu_ledger import RELEASE_DELAY, GpuDevice, GpuLedger, device_profile  # pylint: disable=C0415
 
         profile = device_profile(self.spec.gpu_product)
         devices = [GpuDevice(i, total_mib=self.spec.gpu_memory_mib, name=str(profile["name"]),
@@ -95,7 +95,7 @@ class NodeAgent:
                              cc=tuple(profile["cc"]), brand=int(profile["brand"]),  # type: ignore[arg-type]
                              arch=int(profile["arch"]))  # type: ignore[arg-type]
                    for i in range(self.spec.gpus)]
-        return GpuLedger(self.name, devices, release_delay=0.15 * self.clock.scale,
+        return GpuLedger(self.name, devices, release_delay=RELEASE_DELAY * self.clock.scale,
                          export_dir=self.state_dir / "gpu" if self.state_dir else None)
 
     # ------------------------------------------------------------------ what programs ask of the node
