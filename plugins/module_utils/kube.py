@@ -48,6 +48,9 @@ from ansible_collections.baremetal.gpu.plugins.module_utils.kube_client import (
 from ansible_collections.baremetal.gpu.plugins.module_utils.kube_diagnosis import (
     container_state_text,
     diagnose,
+    events_for,
+    pod_report,
+    ready_summary,
     service_pods,
 )
 from ansible_collections.baremetal.gpu.plugins.module_utils.kube_ready import (
@@ -89,6 +92,9 @@ __all__ = [
     "requirement_error",
     "container_state_text",
     "diagnose",
+    "events_for",
+    "pod_report",
+    "ready_summary",
     "service_pods",
     "FAILED",
     "READY",

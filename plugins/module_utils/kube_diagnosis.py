@@ -5,7 +5,9 @@
 
 ``diagnose(kube, obj)`` returns ``{object, status, events, pods: [{name, phase, node, containers, events,
 logs}], text}``; ``text`` is the readable form rollout and health errors carry. A container that has
-restarted shows the last lines of its previous run (why it died) as well as of the current one.
+restarted shows the last lines of its previous run (why it died) as well as of the current one; an init
+container that runs or failed shows its logs too. ``pod_report`` and ``events_for`` serve other
+diagnoses (the device plugin's per-node one).
 ``service_pods`` summarises the pods behind a Service for ``vllm_health``'s failure message.
 """
 
@@ -61,7 +63,8 @@ def event_time(event):
             (event.get("metadata") or {}).get("creationTimestamp") or "")
 
 
-def _events_for(kube, namespace, kind, name, count):
+def events_for(kube, namespace, kind, name, count):
+    """The last ``count`` events about an object, oldest first, as "Type Reason: message (xN)" lines."""
     try:
         items = kube.items("v1", "Event", namespace,
                            field_selector="involvedObject.kind=%s,involvedObject.name=%s" % (kind, name))
@@ -104,7 +107,15 @@ def _container_logs(kube, namespace, pod_name, cstatus, log_lines):
     return out
 
 
-def _pod_report(kube, namespace, pod, log_lines, event_count):
+def _init_unfinished(cstatus):
+    """An init container that runs, failed, or restarts after failing: its logs say why the pod waits."""
+    state = cstatus.get("state") or {}
+    if "terminated" in state:
+        return (state["terminated"] or {}).get("exitCode") != 0
+    return "running" in state or bool(cstatus.get("restartCount"))
+
+
+def pod_report(kube, namespace, pod, log_lines=20, event_count=5):
     """(info, lines) for one pod: phase, node, conditions, container states, events, logs."""
     pmeta = pod.get("metadata") or {}
     status = pod.get("status") or {}
@@ -112,7 +123,7 @@ def _pod_report(kube, namespace, pod, log_lines, event_count):
             "node": (pod.get("spec") or {}).get("nodeName"),
             "containers": [container_state_text(s) for s in
                            (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])],
-            "events": _events_for(kube, namespace, "Pod", pmeta.get("name"), event_count),
+            "events": events_for(kube, namespace, "Pod", pmeta.get("name"), event_count),
             "logs": []}
     lines = ["  pod %s: phase %s%s%s" % (info["name"], info["phase"],
                                          " on " + info["node"] if info["node"] else " (not scheduled)",
@@ -122,7 +133,8 @@ def _pod_report(kube, namespace, pod, log_lines, event_count):
             lines.append("    condition %s: %s %s" % (cond.get("type"), cond.get("reason", ""), cond["message"]))
     lines.extend("    container " + text for text in info["containers"])
     lines.extend("    event: " + event for event in info["events"])
-    for cstatus in status.get("containerStatuses") or []:
+    unfinished_init = [c for c in status.get("initContainerStatuses") or [] if _init_unfinished(c)]
+    for cstatus in unfinished_init + (status.get("containerStatuses") or []):
         for label, log in _container_logs(kube, namespace, info["name"], cstatus, log_lines):
             if not isinstance(log, list):
                 lines.append("    logs of %s%s unavailable: %s" % (cstatus.get("name"), label, log))
@@ -138,7 +150,7 @@ def diagnose(kube, obj, log_lines=20, event_count=5):
     meta = obj.get("metadata") or {}
     namespace, name, kind = meta.get("namespace"), meta.get("name"), obj.get("kind")
     report = {"object": ref(obj), "status": ready_summary(obj) if obj.get("status") is not None else "no status",
-              "events": _events_for(kube, namespace, kind, name, event_count), "pods": []}
+              "events": events_for(kube, namespace, kind, name, event_count), "pods": []}
     lines = _workload_lines(report, obj)
     match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     pods = []
@@ -151,7 +163,7 @@ def diagnose(kube, obj, log_lines=20, event_count=5):
             lines.append("  no pods (see the events above: scheduling, quota, image)")
     pods.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
     for pod in pods[:MAX_PODS]:
-        info, pod_lines = _pod_report(kube, namespace, pod, log_lines, event_count)
+        info, pod_lines = pod_report(kube, namespace, pod, log_lines, event_count)
         report["pods"].append(info)
         lines.extend(pod_lines)
     report["text"] = "\n".join(lines)
