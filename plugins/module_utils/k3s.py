@@ -148,7 +148,7 @@ def parse_server_url(url):
 def label_key_problem(key):
     """Why ``key`` is not a Kubernetes label key, or None."""
     key = str(key)
-    prefix, _, name = key.rpartition("/")
+    prefix, name = key.rpartition("/")[::2]
     if not name or len(name) > 63 or not _LABEL_NAME_RE.match(name):
         return "label key %r: the name part must be 1-63 characters [A-Za-z0-9-_.], alphanumeric at both ends" % key
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.match(prefix)):

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """A stand-in for the k3s binary in the molecule scenarios. It is NOT k3s: the real binary cannot be
 downloaded here. It answers `k3s --version` like k3s, and `k3s server` / `k3s agent` behave like a
 systemd service (READY=1 on $NOTIFY_SOCKET, runs until stopped), recording each start (version, command,
