@@ -125,24 +125,50 @@ def test_a_real_api_server_accepts_everything_in_a_dry_run():
     assert kinds >= {"ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}
 
 
-def test_an_existing_runtime_class_is_left_to_its_owner(kube_api, kube_client, kubeconfig, simulate):
+def test_the_runtime_class_k3s_created_is_left_to_its_owner(kube_api, kube_client, kubeconfig, simulate):
+    # k3s (v1.26.12+k3s1 and later) ships RuntimeClass nvidia itself; the fake API server does too.
     kubernetes = pytest.importorskip("kubernetes")
     node_api = kubernetes.client.NodeV1Api(kube_client)
-    node_api.create_runtime_class({"metadata": {"name": "nvidia"}, "handler": "nvidia"}, field_manager="deploy@k3s")
     before = node_api.read_runtime_class("nvidia")
     simulate(NodeSpec(name="k3s-gpu-worker"))
     result = run(kubeconfig, wait_timeout=60)
     assert not result.get("failed"), result.get("msg")
     runtime = by_kind(result)[("RuntimeClass", "nvidia")]
-    assert (runtime["action"], runtime["changed"], runtime["created_by"]) == ("unchanged", False, "deploy@k3s")
+    assert (runtime["action"], runtime["changed"], runtime["created_by"]) == ("unchanged", False, "k3s")
     after = node_api.read_runtime_class("nvidia")
     assert after.metadata.resource_version == before.metadata.resource_version
-    assert {m.manager for m in after.metadata.managed_fields} == {"deploy@k3s"}
+    assert {m.manager for m in after.metadata.managed_fields} == {"k3s"}
+
+
+def test_a_missing_runtime_class_is_created_once(tmp_path):
+    # k3s before v1.26.12+k3s1, or a server started with --disable=runtimes: no RuntimeClass nvidia.
+    from tests.harness.fake_kube import FakeKubeAPI
+
+    with FakeKubeAPI(disable=("runtimes",)) as api, \
+            KubeletSimulator(api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays()) as sim:
+        kubeconfig = api.write_kubeconfig(str(tmp_path / "kubeconfig"))
+        kube = Kube.from_params({"kubeconfig": kubeconfig})
+        try:
+            assert kube.get("node.k8s.io/v1", "RuntimeClass", "nvidia") is None
+            result = run(kubeconfig, wait_timeout=60)
+            assert not result.get("failed"), result.get("msg")
+            assert by_kind(result)[("RuntimeClass", "nvidia")]["action"] == "created"
+            created = kube.get("node.k8s.io/v1", "RuntimeClass", "nvidia")
+            assert created["handler"] == "nvidia"
+            assert {m["manager"] for m in created["metadata"]["managedFields"]} == {"baremetal-gpu"}
+            again = run(kubeconfig, wait_timeout=60)
+            assert by_kind(again)[("RuntimeClass", "nvidia")]["action"] == "unchanged"
+            assert again["changed"] is False
+        finally:
+            kube.close()
+    assert not sim.errors, sim.errors
 
 
 def test_a_runtime_class_with_another_handler_is_refused_before_applying(kube_api, kube_client, kubeconfig):
     kubernetes = pytest.importorskip("kubernetes")
-    kubernetes.client.NodeV1Api(kube_client).create_runtime_class({"metadata": {"name": "nvidia"}, "handler": "runc"})
+    node_api = kubernetes.client.NodeV1Api(kube_client)
+    node_api.delete_runtime_class("nvidia")  # the handler cannot be changed in place
+    node_api.create_runtime_class({"metadata": {"name": "nvidia"}, "handler": "runc"})
     result = run(kubeconfig, wait_timeout=10)
     assert result["failed"]
     assert "RuntimeClass nvidia exists with handler 'runc', not 'nvidia'" in result["msg"]
@@ -150,13 +176,14 @@ def test_a_runtime_class_with_another_handler_is_refused_before_applying(kube_ap
     assert [d.metadata.name for d in apps.list_namespaced_daemon_set("kube-system").items] == []
 
 
-def test_with_nvidia_as_default_runtime_no_runtime_class_is_needed(kube_api, kube_client, kubeconfig, simulate):
+def test_with_nvidia_as_default_runtime_no_runtime_class_is_used(kube_api, kube_client, kubeconfig, simulate):
     kubernetes = pytest.importorskip("kubernetes")
     simulate(NodeSpec(name="k3s-gpu-worker"))
     result = run(kubeconfig, default_runtime_nvidia=True, wait_timeout=60)
     assert not result.get("failed"), result.get("msg")
     assert ("RuntimeClass", "nvidia") not in by_kind(result)
-    assert kubernetes.client.NodeV1Api(kube_client).list_runtime_class().items == []
+    runtime = kubernetes.client.NodeV1Api(kube_client).read_runtime_class("nvidia")
+    assert {m.manager for m in runtime.metadata.managed_fields} == {"k3s"}
     ds = kubernetes.client.AppsV1Api(kube_client).read_namespaced_daemon_set("nvidia-device-plugin", "kube-system")
     assert ds.spec.template.spec.runtime_class_name is None
 

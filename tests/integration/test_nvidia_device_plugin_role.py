@@ -49,10 +49,11 @@ def test_role_deploys_reports_the_gpus_and_stays_idempotent(kube_api, collection
 
 
 def test_bad_input_fails_before_touching_the_cluster(kube_api, collection_kube, kubeconfig, playbook):
+    runtime_classes = collection_kube.items("node.k8s.io/v1", "RuntimeClass")
     run = ansible_playbook(playbook, extra_vars={"nvidia_device_plugin_configs": {"t4-ts2": {"replicas": 0}}},
                            env=kube_env(kubeconfig), check=False)
     out = run.stdout + run.stderr
     assert run.returncode != 0
     assert "configuration t4-ts2: time-slicing replicas must be 1 (no sharing) or more, got 0" in out
     assert collection_kube.items("apps/v1", "DaemonSet", "kube-system") == []
-    assert collection_kube.items("node.k8s.io/v1", "RuntimeClass") == []
+    assert collection_kube.items("node.k8s.io/v1", "RuntimeClass") == runtime_classes
