@@ -485,7 +485,10 @@ def wait_nodes(kube, configs, default_config, names=None, node_selector=None, no
         lines.append(entry["text"])
     if ds_obj is not None:
         lines.append("DaemonSet %s/%s: %s" % (daemon_set["namespace"], daemon_set["name"], k8s.ready_summary(ds_obj)))
-    head = "%d GPU node(s) did not advertise their GPUs after %.1f s" % (max(len(pending), 1), elapsed)
+    if pending:
+        head = "%d GPU node(s) did not advertise their GPUs after %.1f s" % (len(pending), elapsed)
+    else:
+        head = "no GPU node advertised its GPUs after %.1f s" % elapsed
     raise NodesNotReady(head + "\n" + "\n".join(lines), report)
 
 

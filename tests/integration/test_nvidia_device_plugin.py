@@ -254,6 +254,14 @@ def test_a_gpu_node_that_never_joins_is_named(kube_api, kubeconfig, simulate):
     assert "node k3s-gpu-worker" not in result["msg"]
 
 
+def test_a_cluster_without_any_gpu_node_is_said_plainly(kube_api, kubeconfig, simulate):
+    simulate(NodeSpec(name="cpu-node", gpus=0))
+    result = run(kubeconfig, wait_timeout=3)
+    assert result["failed"]
+    assert result["msg"].startswith("no GPU node advertised its GPUs after ")
+    assert "no node carries nvidia.com/gpu.present=true" in result["msg"]
+
+
 @needs_plugin_aware_kubelet
 def test_time_slicing_two_on_the_t4_advertises_two(kube_api, kube_client, kubeconfig, simulate):
     kubernetes = pytest.importorskip("kubernetes")
