@@ -1,5 +1,5 @@
-"""Verify k3s_gpu_worker_state: absent on a k3s server (Debian 12) and agent (Debian 13): k3s and what it
-started are gone, the NVIDIA driver and toolkit files and a user's own crictl are not."""
+"""Verify k3s_gpu_worker_state: absent on a k3s agent (Debian 13): k3s and what it started are gone, the
+NVIDIA driver and toolkit files and a user's own crictl are not."""
 
 
 def test_no_k3s_process_is_left(host):
@@ -25,11 +25,8 @@ def test_binary_config_data_and_links_are_gone(host):
 
 def test_a_users_own_crictl_is_left(host):
     crictl = host.file("/usr/local/bin/crictl")
-    if host.backend.get_hostname() == "k3s-uninstall-trixie":
-        assert crictl.is_file and not crictl.is_symlink
-        assert "the user's own crictl" in crictl.content_string
-    else:
-        assert not crictl.exists
+    assert crictl.is_file and not crictl.is_symlink
+    assert "the user's own crictl" in crictl.content_string
 
 
 def test_nvidia_files_are_left_alone(host):
