@@ -554,7 +554,8 @@ def diagnose_node(kube, name, node, state, node_selector, ds_obj, log_lines=20, 
                 lines.append("  daemonset event: " + event)
         pods.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
         for pod in pods[:1]:
-            info, pod_lines = k8s.pod_report(kube, pod, log_lines=log_lines, event_count=event_count)
+            info, pod_lines = k8s.pod_report(kube, meta.get("namespace"), pod, log_lines=log_lines,
+                                             event_count=event_count)
             entry["pods"].append(info)
             lines.extend(pod_lines)
     entry["text"] = "\n".join(lines)

@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover
     from urlparse import urlsplit
 
-from ansible_collections.baremetal.gpu.plugins.module_utils import driver
+from ansible_collections.baremetal.gpu.plugins.module_utils import container_toolkit
 
 K3S_RELEASE_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(?:-rc(\d+))?\+k3s(\d+)$")
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -307,7 +307,7 @@ def _default_runtime_problem(runtime, role, release):
         return ("k3s_gpu_worker_default_runtime: nvidia needs k3s v1.29.0+k3s1 or later on a server (the "
                 "default-runtime option reached the server command line in v1.29.0); pin a newer version or "
                 "leave it '' and let GPU pods use runtimeClassName: nvidia")
-    if not driver.k3s_supports_default_runtime(release):
+    if not container_toolkit.k3s_supports_default_runtime(release):
         return ("k3s_gpu_worker_default_runtime: nvidia needs a k3s release with the default-runtime option "
                 "(v1.26.12+k3s1, v1.27.9+k3s1, v1.28.5+k3s1, v1.29.0+k3s1 or later); pin a newer version or "
                 "leave it '' and let GPU pods use runtimeClassName: nvidia")
