@@ -157,4 +157,3 @@ def test_what_cannot_be_known_is_a_problem_not_a_wait():
     uncounted = dp.expectation(node("n2", {}), CONFIGS, "default")
     assert "node n2 has no nvidia.com/gpu.count label" in uncounted["problem"]
     assert dp.expectation(node("n2", {}), CONFIGS, "default", node_gpus={"n2": 2})["expected"] == 2
-
