@@ -3,9 +3,9 @@ the kubelet simulator (and, opt-in, a real cluster): the RuntimeClass, the plugi
 DaemonSet applied as DESIGN's device plugin contract says, the wait for each GPU node's allocatable
 nvidia.com/gpu, its timeout message, and a second run that changes nothing.
 
-Tests marked ``needs_plugin_aware_kubelet`` need a simulated node that takes its nvidia.com/gpu from a
-Running device plugin pod and its configuration (no plugin, no GPUs), as a real node does; the simulator
-on this branch advertises GPUs statically, so they are expected to fail until it does.
+The simulated nodes take their nvidia.com/gpu from a Running device plugin pod and its configuration
+(no plugin, no GPUs), as a real node does: the plugin and its config manager run as programs in the
+kubelet simulator, from the DaemonSet this module applies.
 
 Real cluster (opt-in): ``BAREMETAL_GPU_REAL_CLUSTER=1 KUBECONFIG=...`` runs a server-side dry run of
 everything the module applies; with ``BAREMETAL_GPU_REAL_CLUSTER_DEPLOY=1`` as well (a disposable GPU
@@ -15,7 +15,6 @@ and re-run checks too.
 
 import os
 import re
-import threading
 import time
 
 import pytest
@@ -23,7 +22,7 @@ import pytest
 from ansible_collections.baremetal.gpu.plugins.module_utils import device_plugin as dp
 from ansible_collections.baremetal.gpu.plugins.module_utils.kube import Kube
 from tests.harness.ansible_cli import ansible_module, kube_env
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+from tests.harness.kubelet import LOGIC_TEST_TIME_SCALE, KubeletSimulator, NodeSpec
 
 MODULE = "baremetal.gpu.nvidia_device_plugin"
 REAL = os.environ.get("BAREMETAL_GPU_REAL_CLUSTER") == "1" and bool(os.environ.get("KUBECONFIG"))
@@ -31,18 +30,18 @@ REAL_DEPLOY = REAL and os.environ.get("BAREMETAL_GPU_REAL_CLUSTER_DEPLOY") == "1
 CONFIG_LABEL = "nvidia.com/device-plugin.config"
 T4 = dict(gpu_product="Tesla-T4", gpu_memory_mib=15360)
 
-needs_plugin_aware_kubelet = pytest.mark.xfail(strict=True, reason="needs the device-plugin-aware kubelet simulator")
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def simulate(kube_api):
-    """Start a kubelet simulator with the given nodes; stopped (and checked for errors) afterwards."""
+    """Start a kubelet simulator with the given nodes, as k3s nodes before the device plugin is deployed
+    (no nvidia.com/gpu yet); stopped (and checked for errors) afterwards."""
     started = []
 
     def start(*nodes):
-        sim = KubeletSimulator(kube_api.url, nodes=list(nodes), delays=Delays()).start()
+        sim = KubeletSimulator(kube_api.url, nodes=list(nodes), time_scale=LOGIC_TEST_TIME_SCALE,
+                               device_plugin=False).start()
         started.append(sim)
         return sim
 
@@ -145,7 +144,8 @@ def test_a_missing_runtime_class_is_created_once(tmp_path):
     from tests.harness.fake_kube import FakeKubeAPI
 
     with FakeKubeAPI(disable=("runtimes",)) as api, \
-            KubeletSimulator(api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays()) as sim:
+            KubeletSimulator(api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], time_scale=LOGIC_TEST_TIME_SCALE,
+                             device_plugin=False) as sim:
         kubeconfig = api.write_kubeconfig(str(tmp_path / "kubeconfig"))
         kube = Kube.from_params({"kubeconfig": kubeconfig})
         try:
@@ -188,6 +188,17 @@ def test_with_nvidia_as_default_runtime_no_runtime_class_is_used(kube_api, kube_
     assert ds.spec.template.spec.runtime_class_name is None
 
 
+def test_the_simulators_preinstalled_plugin_is_this_modules_own(kube_api, kubeconfig):
+    # The kubelet simulator's GPU nodes come with the device plugin already deployed (as after site.yml),
+    # rendered by this module's own code: deploying it again changes nothing.
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")],
+                          time_scale=LOGIC_TEST_TIME_SCALE) as sim:
+        result = run(kubeconfig, nodes=["k3s-gpu-worker"], wait_timeout=30)
+    assert not sim.errors, sim.errors
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is False, [r for r in result["results"] if r["changed"]]
+
+
 def test_bad_input_fails_before_the_cluster_is_touched(tmp_path):
     result = run(tmp_path / "no-cluster.kubeconfig", configs={"t4-ts2": {"replicas": 0}})
     assert result["failed"]
@@ -207,30 +218,10 @@ def test_a_node_selecting_a_configuration_that_does_not_exist_fails_at_once(kube
 
 def test_the_timeout_names_the_node_its_plugin_pod_events_and_logs(kube_api, kubeconfig, simulate):
     # The node was labelled with 2 GPUs when it joined, but only 1 answers now (a GPU fell off the bus):
-    # the plugin advertises 1 of the 2 expected, whatever the simulator.
-    sim = simulate(NodeSpec(name="k3s-gpu-worker", gpus=1, labels={"nvidia.com/gpu.count": "2"}))
-    logged = []
-
-    def plugin_logs_a_line():
-        # what the plugin prints when it registers (NVIDIA/k8s-device-plugin internal/plugin/server.go)
-        kube = Kube.from_params({"kubeconfig": kubeconfig})
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not logged:
-                for pod in kube.items("v1", "Pod", "kube-system"):
-                    if (pod.get("status") or {}).get("phase") == "Running":
-                        sim.append_log("kube-system", pod["metadata"]["name"], "nvidia-device-plugin-ctr",
-                                       "Registered device plugin for 'nvidia.com/gpu' with Kubelet")
-                        logged.append(pod["metadata"]["name"])
-                time.sleep(0.1)
-        finally:
-            kube.close()
-
-    helper = threading.Thread(target=plugin_logs_a_line)
-    helper.start()
+    # the plugin advertises 1 of the 2 expected.
+    simulate(NodeSpec(name="k3s-gpu-worker", gpus=1, labels={"nvidia.com/gpu.count": "2"}))
     started = time.monotonic()
     result = run(kubeconfig, nodes=["k3s-gpu-worker"], wait_timeout=6)
-    helper.join()
     assert result["failed"]
     message = result["msg"]
     assert 6 <= time.monotonic() - started < 60
@@ -238,10 +229,12 @@ def test_the_timeout_names_the_node_its_plugin_pod_events_and_logs(kube_api, kub
     assert head and 6.0 <= float(head.group(1)) < 60, message[:200]
     assert ("node k3s-gpu-worker: Ready=True; allocatable nvidia.com/gpu=1, expected nvidia.com/gpu=2 "
             "(2 GPU(s) x 1 replica(s), configuration 'default')") in message
-    assert "  pod %s: phase Running on k3s-gpu-worker" % logged[0] in message
+    pod = re.search(r"^  pod (nvidia-device-plugin-\w+): phase Running on k3s-gpu-worker$", message, re.M)
+    assert pod, message
     pod_events = [line for line in message.splitlines() if line.startswith("    event: Normal ")]
     assert pod_events, message  # the plugin pod's last events (Scheduled, Pulled, Created, Started, ...)
-    assert "      | Registered device plugin for 'nvidia.com/gpu' with Kubelet" in message
+    # the plugin's own last words: it registered 1 GPU with the kubelet
+    assert "Registered device plugin for 'nvidia.com/gpu' with Kubelet" in message
     assert result["diagnostics"][0]["node"] == "k3s-gpu-worker"
     assert result["changed"] is True  # it applied the plugin before it waited
 
@@ -262,7 +255,6 @@ def test_a_cluster_without_any_gpu_node_is_said_plainly(kube_api, kubeconfig, si
     assert "no node carries nvidia.com/gpu.present=true" in result["msg"]
 
 
-@needs_plugin_aware_kubelet
 def test_time_slicing_two_on_the_t4_advertises_two(kube_api, kube_client, kubeconfig, simulate):
     kubernetes = pytest.importorskip("kubernetes")
     simulate(NodeSpec(name="t4-node", labels={CONFIG_LABEL: "t4-ts2"}, **T4))
@@ -275,7 +267,24 @@ def test_time_slicing_two_on_the_t4_advertises_two(kube_api, kube_client, kubeco
     assert node.status.capacity["nvidia.com/gpu"] == "2"
 
 
-@needs_plugin_aware_kubelet
+def test_relabelling_a_node_switches_its_configuration_without_a_redeploy(kube_api, kube_client, kubeconfig,
+                                                                         simulate):
+    # As when k3s_gpu_worker_device_plugin_config changes: k3s restarts and re-applies the node's labels,
+    # the config manager sidecar copies the new configuration and sends the plugin SIGHUP.
+    kubernetes = pytest.importorskip("kubernetes")
+    simulate(NodeSpec(name="t4-node", **T4))
+    configs = {"t4-ts2": {"replicas": 2}}
+    first = run(kubeconfig, configs=configs, nodes=["t4-node"], wait_timeout=30)
+    assert not first.get("failed"), first.get("msg")
+    assert [(n["config"], n["expected"]) for n in first["nodes"]] == [("default", 1)]
+    kubernetes.client.CoreV1Api(kube_client).patch_node("t4-node", {"metadata": {"labels": {CONFIG_LABEL: "t4-ts2"}}})
+    second = run(kubeconfig, configs=configs, nodes=["t4-node"], wait_timeout=30)
+    assert not second.get("failed"), second.get("msg")
+    assert second["changed"] is False  # nothing re-applied: the sidecar did it
+    assert [(n["config"], n["expected"], n["allocatable"]) for n in second["nodes"]] == [
+        ("t4-ts2", 2, {"nvidia.com/gpu": "2"})]
+
+
 def test_without_the_plugin_a_node_advertises_no_gpu(kube_api, kube_client, kubeconfig, simulate):
     kubernetes = pytest.importorskip("kubernetes")
     simulate(NodeSpec(name="k3s-gpu-worker"))
@@ -289,7 +298,6 @@ def test_without_the_plugin_a_node_advertises_no_gpu(kube_api, kube_client, kube
     assert core.read_node("k3s-gpu-worker").status.allocatable["nvidia.com/gpu"] == "1"
 
 
-@needs_plugin_aware_kubelet
 def test_renamed_shared_resource_replaces_nvidia_gpu(kube_api, kube_client, kubeconfig, simulate):
     kubernetes = pytest.importorskip("kubernetes")
     simulate(NodeSpec(name="t4-node", labels={CONFIG_LABEL: "shared4"}, **T4))

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.harness.ansible_cli import ansible_playbook, kube_env
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec
+from tests.harness.kubelet import LOGIC_TEST_TIME_SCALE, KubeletSimulator, NodeSpec
 
 PLAY = """---
 - name: Deploy the NVIDIA device plugin
@@ -36,7 +36,8 @@ def recap(output):
 def test_role_deploys_reports_the_gpus_and_stays_idempotent(kube_api, collection_kube, kubeconfig, playbook):
     variables = {"nvidia_device_plugin_nodes": ["k3s-gpu-worker"], "nvidia_device_plugin_wait_timeout": 60,
                  "nvidia_device_plugin_configs": {"t4-ts2": {"replicas": 2}}}
-    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], delays=Delays()) as sim:
+    with KubeletSimulator(kube_api.url, nodes=[NodeSpec(name="k3s-gpu-worker")], time_scale=LOGIC_TEST_TIME_SCALE,
+                          device_plugin=False) as sim:
         first = ansible_playbook(playbook, extra_vars=variables, env=kube_env(kubeconfig))
         out = first.stdout + first.stderr
         assert recap(out)["changed"] == 1

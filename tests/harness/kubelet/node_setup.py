@@ -1,28 +1,24 @@
-"""What a k3s GPU node has once site.yml's node side ran, in ONE place (to be replaced by the
-`nvidia_device_plugin` role's templates once they exist):
+"""What a k3s GPU node has once site.yml's node side ran, in ONE place:
 
 - `k3s_server_objects()`: what a k3s server creates by itself that the fake API server does not: the
   `local-path` StorageClass (its packaged RuntimeClasses, `nvidia` among them, the API server bootstraps);
-- `device_plugin_manifests(configs)`: the NVIDIA device plugin as the role renders it (contract in the
-  session plan): RuntimeClass `nvidia` (only when missing), ConfigMap `nvidia-device-plugin-configs` (one
-  key per named config, `default` without sharing), ServiceAccount + ClusterRole + ClusterRoleBinding for
-  the config manager, and the DaemonSet (config-manager init container and sidecar, plugin container,
-  shareProcessNamespace, node selector on `nvidia.com/gpu.present`);
+- `device_plugin_manifests(configs)`: the NVIDIA device plugin as the `nvidia_device_plugin` module
+  renders it (its own renderer): RuntimeClass `nvidia` (created only when missing), ConfigMap
+  `nvidia-device-plugin-configs` (one key per named config, `default` without sharing), ServiceAccount +
+  ClusterRole + ClusterRoleBinding for the config manager, and the DaemonSet (config-manager init container
+  and sidecar, plugin container, shareProcessNamespace, node selector on `nvidia.com/gpu.present`);
 - `configs_for(nodes)`: `default` plus `time-slicing-<R>` for every replica count the nodes use."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List
 
-import yaml
-
 from .volume_binding import LOCAL_PATH_CLASS
 
 NAMESPACE = "kube-system"
 NAME = "nvidia-device-plugin"
 CONFIGMAP = "nvidia-device-plugin-configs"
-PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.1"
-LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "baremetal-gpu"}
+PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.19.3"  # the module's default
 Obj = Dict[str, Any]
 
 
@@ -53,65 +49,29 @@ def configs_for(nodes: Iterable[Any]) -> Dict[str, Obj]:
     return configs
 
 
-def _env(pairs: Dict[str, str]) -> List[Obj]:
-    out: List[Obj] = []
-    for key, value in pairs.items():
-        if key == "NODE_NAME":
-            out.append({"name": key, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
-        else:
-            out.append({"name": key, "value": value})
+def _module_configs(configs: Dict[str, Obj]) -> Dict[str, Obj]:
+    """Plugin configuration documents as the nvidia_device_plugin module's `configs` option."""
+    out = {}
+    for name, doc in configs.items():
+        sharing = (doc.get("sharing") or {}).get("timeSlicing") or {}
+        replicas = max([r.get("replicas", 1) for r in sharing.get("resources") or []] or [1])
+        out[name] = {"replicas": replicas, "rename_by_default": bool(sharing.get("renameByDefault")),
+                     "fail_requests_greater_than_one": bool(sharing.get("failRequestsGreaterThanOne"))}
     return out
 
 
 def device_plugin_manifests(configs: Dict[str, Obj], image: str = PLUGIN_IMAGE, namespace: str = NAMESPACE,
                             runtime_class_name: str = "nvidia") -> List[Obj]:
-    manager = {"NODE_NAME": "", "NODE_LABEL": "nvidia.com/device-plugin.config",
-               "CONFIG_FILE_SRCDIR": "/available-configs", "CONFIG_FILE_DST": "/config/config.yaml",
-               "DEFAULT_CONFIG": "default", "FALLBACK_STRATEGIES": "named,single"}
-    config_mounts = [{"name": "available-configs", "mountPath": "/available-configs"},
-                     {"name": "config", "mountPath": "/config"}]
-    pod_spec: Obj = {
-        "runtimeClassName": runtime_class_name, "priorityClassName": "system-node-critical",
-        "serviceAccountName": NAME, "shareProcessNamespace": True,
-        "nodeSelector": {"nvidia.com/gpu.present": "true"},
-        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
-                        {"key": "CriticalAddonsOnly", "operator": "Exists"}],
-        "initContainers": [{"name": f"{NAME}-init", "image": image, "command": ["config-manager"],
-                            "env": _env({**manager, "ONESHOT": "true", "SEND_SIGNAL": "false"}),
-                            "volumeMounts": config_mounts}],
-        "containers": [
-            {"name": f"{NAME}-sidecar", "image": image, "command": ["config-manager"],
-             "env": _env({**manager, "ONESHOT": "false", "SEND_SIGNAL": "true", "SIGNAL": "1",
-                          "PROCESS_TO_SIGNAL": "nvidia-device-plugin"}),
-             "volumeMounts": config_mounts},
-            {"name": f"{NAME}-ctr", "image": image, "command": ["nvidia-device-plugin"],
-             "env": [{"name": "CONFIG_FILE", "value": "/config/config.yaml"}],
-             "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-             "volumeMounts": [{"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"},
-                              {"name": "config", "mountPath": "/config"}]}],
-        "volumes": [{"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}},
-                    {"name": "available-configs", "configMap": {"name": CONFIGMAP}},
-                    {"name": "config", "emptyDir": {}}]}
-    return [
-        runtime_class(runtime_class_name, "nvidia"),
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CONFIGMAP, "namespace": namespace,
-                                                               "labels": LABELS},
-         "data": {name: yaml.safe_dump(doc, sort_keys=False) for name, doc in configs.items()}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": NAME, "namespace": namespace,
-                                                                    "labels": LABELS}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": NAME, "labels": LABELS},
-         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": NAME, "labels": LABELS},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
-         "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]},
-        {"apiVersion": "apps/v1", "kind": "DaemonSet",
-         "metadata": {"name": NAME, "namespace": namespace, "labels": LABELS},
-         "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
-                  "updateStrategy": {"type": "RollingUpdate"},
-                  "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec}}},
-    ]
+    """What the nvidia_device_plugin module applies (its own renderer, plugins/module_utils/device_plugin.py),
+    preceded by the RuntimeClass it creates when missing."""
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.baremetal.gpu.plugins.module_utils import device_plugin
+
+    options = {"version": image.rpartition(":")[2], "image": image, "namespace": namespace,
+               "name": NAME, "config_map": CONFIGMAP, "runtime_class": runtime_class_name,
+               "default_config": "default", "configs": _module_configs(configs)}
+    return [runtime_class(runtime_class_name, "nvidia")] + device_plugin.render(
+        options, device_plugin.validate_options(options))
 
 
 PLURALS = {"RuntimeClass": ("node.k8s.io/v1", "runtimeclasses"), "ConfigMap": ("v1", "configmaps"),
