@@ -267,8 +267,7 @@ def test_time_slicing_two_on_the_t4_advertises_two(kube_api, kube_client, kubeco
     assert node.status.capacity["nvidia.com/gpu"] == "2"
 
 
-def test_relabelling_a_node_switches_its_configuration_without_a_redeploy(kube_api, kube_client, kubeconfig,
-                                                                         simulate):
+def test_relabelling_a_node_switches_its_configuration_without_a_redeploy(kube_client, kubeconfig, simulate):
     # As when k3s_gpu_worker_device_plugin_config changes: k3s restarts and re-applies the node's labels,
     # the config manager sidecar copies the new configuration and sends the plugin SIGHUP.
     kubernetes = pytest.importorskip("kubernetes")
