@@ -37,18 +37,12 @@ from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s  
 from tests.harness.fake_kube import FakeKubeAPI  # noqa: E402
 from tests.harness.kubelet import KubeletSimulator, NodeSpec  # noqa: E402
 from tests.harness.role_render import render  # noqa: E402
-from tests.harness.vllm_fixtures import FAKE_NVML_SOURCE  # noqa: E402
+from tests.harness import fake_nvml  # noqa: E402
 
 NODE = "k3s-gpu-worker"
 NS = "ml"
 CLI = ("import sys; sys.path[:0] = ['.', '.collections']\n"
        "from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.cli import main\nsys.exit(main())\n")
-
-
-def build_fake_nvml(directory):
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(directory / "libnvidia-ml.so.1"), str(FAKE_NVML_SOURCE)],
-                   check=True, capture_output=True)
-    return directory
 
 
 class Cluster:
@@ -136,7 +130,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     catalog = render("homelab", {"vllm_prepull": False})
     with tempfile.TemporaryDirectory() as lib:
-        nvml_lib = build_fake_nvml(pathlib.Path(lib))
+        nvml_lib = fake_nvml.build(lib)
         runs = []
         for load in args.loads:
             run = measure(catalog.manifests, nvml_lib, load, args.shutdown_seconds)

@@ -2,18 +2,15 @@
 NVML library."""
 
 import itertools
-import pathlib
-import shutil
-import subprocess
 
 import pytest
 
+from tests.harness import fake_nvml
 from tests.harness.fake_vllm import FakeVLLMServer
 from tests.harness.gpu_ledger import GpuClaim, GpuLedger
 
 __all__ = ["fake_vllm", "gpu_node", "fake_nvml_lib"]
 
-FAKE_NVML_SOURCE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "gpu" / "fake-nvml" / "fake_nvml.c"
 
 
 @pytest.fixture
@@ -76,10 +73,7 @@ def gpu_node(tmp_path):
 @pytest.fixture(scope="session")
 def fake_nvml_lib(tmp_path_factory):
     """Directory holding the stand-in libnvidia-ml.so.1 built from tests/fixtures/gpu/fake-nvml (once)."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        pytest.skip("no C compiler to build the NVML stand-in")
-    out = tmp_path_factory.mktemp("fake-nvml-lib")
-    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(out / "libnvidia-ml.so.1"), str(FAKE_NVML_SOURCE)],
-                   check=True, capture_output=True)
-    return out
+    try:
+        return fake_nvml.build(tmp_path_factory.mktemp("fake-nvml-lib"))
+    except fake_nvml.NoCompiler as exc:
+        pytest.skip(str(exc))

@@ -16,7 +16,6 @@ way users run it (``ansible localhost -m baremetal.gpu.gpu_facts``).
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -73,15 +72,9 @@ FAKE_SMI = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="session")
-def fake_nvml_dir(tmp_path_factory):
-    """Directory holding the stand-in libnvidia-ml.so.1, compiled once per session."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        pytest.skip("no C compiler to build the NVML stand-in")
-    out = tmp_path_factory.mktemp("fake-nvml")
-    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(out / "libnvidia-ml.so.1"),
-                    str(FIXTURES / "fake-nvml" / "fake_nvml.c")], check=True, capture_output=True)
-    return out
+def fake_nvml_dir(fake_nvml_lib):
+    """Directory holding the stand-in libnvidia-ml.so.1 (the harness's fake_nvml_lib)."""
+    return fake_nvml_lib
 
 
 @pytest.fixture(scope="session")
