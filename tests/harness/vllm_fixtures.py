@@ -12,7 +12,6 @@ from tests.harness.gpu_ledger import GpuClaim, GpuLedger
 __all__ = ["fake_vllm", "gpu_node", "fake_nvml_lib"]
 
 
-
 @pytest.fixture
 def fake_vllm():
     """Factory: ``fake_vllm(**kwargs)`` starts a FakeVLLMServer (kwargs of its constructor; ``argv=[...]``
