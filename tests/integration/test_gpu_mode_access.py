@@ -1,0 +1,273 @@
+"""A GPU node's own access to the cluster (module_utils/gpu_mode/access.py), against the fake API server's
+RBAC and service-account tokens: exactly these objects; SUFFICIENT (whole switches, the CLI's status and list,
+a failed switch's rollback and diagnosis, all with the node's kubeconfig and not one request refused);
+MINIMAL (the same credentials refused on another node's objects, on deletes, Secrets, other namespaces,
+scaling subresources, RBAC); idempotent; revoked by rotation and by removal."""
+
+import base64
+import json
+
+import pytest
+
+from ansible_collections.baremetal.gpu.plugins.module_utils import gpu, kube_apply
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import access, drain, report
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.cluster import NodeCluster
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.switch import SwitchError, switch
+from ansible_collections.baremetal.gpu.plugins.module_utils.kube import Kube, KubeError
+from tests.harness import gpu_mode_cluster as world
+from tests.harness.gpu_mode_cluster import NAMESPACE, NODE, OTHER_DEPLOYMENT, OTHER_NODE
+
+pytestmark = pytest.mark.slow
+
+NODE_USER = "system:serviceaccount:ml:gpu-mode-k3s-gpu-worker"
+RTX3060_XML = "tests/fixtures/gpu/rtx3060-12gb-driver-570.195.03/nvidia-smi-q.xml"
+
+# The Role, written out by hand from what the switcher's code sends (not from access.rules).
+EXPECTED_RULES = [
+    {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["gpu-mode-k3s-gpu-worker"],
+     "verbs": ["get", "patch"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["gpu-mode-k3s-gpu-worker"],
+     "verbs": ["get", "update"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["vllm-ml", "vllm-r1"],
+     "verbs": ["get", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["pods/proxy", "services/proxy"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+]
+
+
+def idle_rtx3060():
+    """GPU facts of the home lab's worker with nothing running on its GPU (the fixture, processes taken off)."""
+    with open(RTX3060_XML) as handle:
+        facts = gpu.parse_nvidia_smi_xml(handle.read(), {0: "8.6"})
+    for card in facts["gpus"]:
+        card["processes"] = []
+        card["memory_free_mib"] += card["memory_used_mib"]
+        card["memory_used_mib"] = 0
+    return facts
+
+
+@pytest.fixture
+def homelab(kube_api, collection_kube):
+    with world.simulator(kube_api.url) as sim:
+        world.apply_homelab(collection_kube)
+        yield collection_kube
+    assert not sim.errors, sim.errors
+
+
+def grant(admin, node=NODE, **options):
+    return access.ensure(admin, node, NAMESPACE, admin.api.configuration.host, **options)
+
+
+@pytest.fixture
+def node_kube(homelab, tmp_path):
+    """The collection's client built from the kubeconfig the node gets (as the CLI and the module build it)."""
+    path = tmp_path / "node.kubeconfig"
+    path.write_text(grant(homelab)["kubeconfig"])
+    kube = Kube.from_params({"kubeconfig": str(path)})
+    yield kube
+    kube.close()
+
+
+def node_switch(kube, mode, **options):
+    return switch(kube, NAMESPACE, NODE, mode, memory_wait=False, facts_fn=idle_rtx3060, start_timeout=60,
+                  health_timeout=30, **options)
+
+
+def live(admin, api_version, kind, name):
+    return admin.get(api_version, kind, name, NAMESPACE)
+
+
+def test_exactly_these_objects_and_a_second_run_changes_nothing(homelab):
+    first = grant(homelab)
+    assert first["changed"] is True
+    assert sorted((o["kind"], o["name"], o["action"]) for o in first["objects"]) == [
+        ("Role", "gpu-mode-k3s-gpu-worker", "created"), ("RoleBinding", "gpu-mode-k3s-gpu-worker", "created"),
+        ("Secret", "gpu-mode-k3s-gpu-worker-token", "created"),
+        ("ServiceAccount", "gpu-mode-k3s-gpu-worker", "created")]
+    role = live(homelab, "rbac.authorization.k8s.io/v1", "Role", "gpu-mode-k3s-gpu-worker")
+    assert role["rules"] == EXPECTED_RULES
+    binding = live(homelab, "rbac.authorization.k8s.io/v1", "RoleBinding", "gpu-mode-k3s-gpu-worker")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "gpu-mode-k3s-gpu-worker"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gpu-mode-k3s-gpu-worker", "namespace": "ml"}]
+    secret = live(homelab, "v1", "Secret", "gpu-mode-k3s-gpu-worker-token")
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == "gpu-mode-k3s-gpu-worker"
+
+    config = json.loads(first["kubeconfig"])
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert config["users"][0]["user"] == {"token": token}
+    cluster = config["clusters"][0]["cluster"]
+    assert cluster["server"] == homelab.api.configuration.host
+    root_ca = live(homelab, "v1", "ConfigMap", "kube-root-ca.crt")["data"]["ca.crt"]
+    assert base64.b64decode(cluster["certificate-authority-data"]).decode() == root_ca
+    assert config["contexts"][0]["context"]["namespace"] == "ml"
+
+    again = grant(homelab)
+    assert again["changed"] is False
+    assert set(o["action"] for o in again["objects"]) == {"unchanged"}
+    assert again["kubeconfig"] == first["kubeconfig"]
+
+
+def test_the_vllm_roles_prune_never_takes_a_nodes_access_away(homelab):
+    grant(homelab)
+    manifests = json.loads(world.homelab_manifests())
+    pruned = kube_apply.prune(homelab, manifests, [NAMESPACE], kinds=kube_apply.PRUNE_KINDS + (
+        ("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding")))
+    assert [p["name"] for p in pruned if p["name"].startswith("gpu-mode-")] == []
+    assert live(homelab, "v1", "Secret", "gpu-mode-k3s-gpu-worker-token") is not None
+
+
+def test_whole_switches_status_and_list_work_with_the_nodes_credentials_alone(kube_api, homelab, node_kube):
+    denials = world.Denials(kube_api)
+    assert node_switch(node_kube, "ml")["outcome"] == "switched"
+    ml_pods = NodeCluster(homelab, NAMESPACE, NODE).pods(live(homelab, "apps/v1", "Deployment", "vllm-ml"))
+    assert len(ml_pods) == 1
+    # the drain reads vLLM's in-flight gauges through the pod proxy (a refusal would read as "drained")
+    assert drain.in_flight(node_kube, ml_pods, 8000) == dict((p["metadata"]["name"], 0) for p in ml_pods)
+    # a failed start's diagnosis shows the last log lines (kube_diagnosis), read with these credentials too
+    assert node_kube.logs(NAMESPACE, ml_pods[0]["metadata"]["name"], "vllm", tail=5)
+    result = node_switch(node_kube, "r1")
+    assert (result["from"], result["outcome"]) == ("ml", "switched")
+    assert node_switch(node_kube, "off")["outcome"] == "switched"
+    assert node_switch(node_kube, "ml")["outcome"] == "switched"
+    assert node_switch(node_kube, "ml")["outcome"] == "unchanged"
+    status = report.status(node_kube, NAMESPACE, NODE, facts_fn=idle_rtx3060)
+    assert status["mode"] == "ml"
+    assert [(w["name"], w["state"]) for w in status["workloads"]] == [("vllm-ml", "ready"), ("vllm-r1", "stopped")]
+    listed = report.mode_list(node_kube, NAMESPACE, NODE, facts_fn=idle_rtx3060)
+    assert [(m["mode"], m["active"]) for m in listed["modes"]] == [("ml", True), ("off", False), ("r1", False)]
+    lease = live(homelab, "coordination.k8s.io/v1", "Lease", "gpu-mode-k3s-gpu-worker")
+    assert lease["spec"]["leaseTransitions"] >= 1
+    assert denials.of(NODE_USER) == []
+
+
+def test_a_failed_switch_rolls_back_and_explains_itself_with_the_nodes_credentials(kube_api, collection_kube,
+                                                                                    tmp_path):
+    with world.simulator(kube_api.url, crashing_models=("casperhansen/deepseek-r1-distill-qwen-7b-awq",)) as sim:
+        world.apply_homelab(collection_kube)
+        path = tmp_path / "node.kubeconfig"
+        path.write_text(grant(collection_kube)["kubeconfig"])
+        node = Kube.from_params({"kubeconfig": str(path)})
+        denials = world.Denials(kube_api)
+        assert node_switch(node, "ml")["outcome"] == "switched"
+        with pytest.raises(SwitchError) as failed:
+            node_switch(node, "r1")
+        node.close()
+    assert not sim.errors, sim.errors
+    assert failed.value.result["rolled_back"] is True
+    message = str(failed.value)
+    # the diagnosis read the crashed pod's state and events with the node's credentials
+    assert "exited with code 1" in message and "event: Normal Started: Started container vllm" in message, message
+    assert "forbidden" not in message.lower(), message
+    assert denials.of(NODE_USER) == []
+    assert collection_kube.get("v1", "ConfigMap", "gpu-mode-k3s-gpu-worker", NAMESPACE)["data"]["mode"] == "ml"
+
+
+def refused(call):
+    with pytest.raises(KubeError) as err:
+        call()
+    return err.value.status
+
+
+def apply_replicas(kube, name, namespace=NAMESPACE, replicas=1):
+    return kube.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+                       "spec": {"replicas": replicas}}, field_manager="baremetal-gpu-mode")
+
+
+def test_the_same_credentials_are_refused_everything_else(kube_api, homelab, node_kube, collection_kube):
+    grant(homelab, node=OTHER_NODE)  # worker2's own access, Lease included once it switches
+    assert node_switch(node_kube, "ml")["outcome"] == "switched"  # the credentials work
+    collection_kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                           "metadata": {"name": "vllm-ml", "namespace": "default"},
+                           "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "x"}},
+                                    "template": {"metadata": {"labels": {"app": "x"}},
+                                                 "spec": {"containers": [{"name": "x", "image": "busybox",
+                                                                          "command": ["true"]}]}}}},
+                          field_manager="test")
+    lease_path = node_kube.path("coordination.k8s.io/v1", "Lease", NAMESPACE, "gpu-mode-" + OTHER_NODE)
+    checks = {
+        "read another node's modes": lambda: node_kube.request(
+            "GET", node_kube.path("v1", "ConfigMap", NAMESPACE, "gpu-mode-" + OTHER_NODE)),
+        "record a mode for another node": lambda: node_kube.apply(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gpu-mode-" + OTHER_NODE,
+                                                                   "namespace": NAMESPACE},
+             "data": {"mode": "off"}}, field_manager="baremetal-gpu-mode"),
+        "read another node's lock": lambda: node_kube.request("GET", lease_path),
+        "take another node's lock": lambda: node_kube.request("PUT", lease_path, body={
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "gpu-mode-" + OTHER_NODE, "namespace": NAMESPACE},
+            "spec": {"holderIdentity": "intruder"}}),
+        "scale another node's Deployment": lambda: apply_replicas(node_kube, OTHER_DEPLOYMENT),
+        "scale its own Deployment through the scale subresource": lambda: node_kube.request(
+            "PATCH", node_kube.path("apps/v1", "Deployment", NAMESPACE, "vllm-ml", "scale"),
+            body={"spec": {"replicas": 2}}, content_type="application/merge-patch+json"),
+        "delete its own Deployment": lambda: node_kube.request(
+            "DELETE", node_kube.path("apps/v1", "Deployment", NAMESPACE, "vllm-ml")),
+        "create a Deployment": lambda: node_kube.request(
+            "POST", node_kube.path("apps/v1", "Deployment", NAMESPACE), body={
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "miner"}}),
+        "scale a Deployment of another namespace": lambda: apply_replicas(node_kube, "vllm-ml", "default"),
+        "list Secrets": lambda: node_kube.request("GET", node_kube.path("v1", "Secret", NAMESPACE)),
+        "read its own token Secret": lambda: node_kube.request(
+            "GET", node_kube.path("v1", "Secret", NAMESPACE, "gpu-mode-k3s-gpu-worker-token")),
+        "read the Hugging Face token": lambda: node_kube.request(
+            "GET", node_kube.path("v1", "Secret", NAMESPACE, "vllm-hf-token")),
+        "exec into a pod": lambda: node_kube.request("POST", node_kube.path("v1", "Pod", NAMESPACE, "any", "exec")),
+        "grant itself more": lambda: node_kube.request(
+            "POST", node_kube.path("rbac.authorization.k8s.io/v1", "RoleBinding", NAMESPACE), body={
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "more"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+                "subjects": [{"kind": "ServiceAccount", "name": "gpu-mode-k3s-gpu-worker", "namespace": "ml"}]}),
+        "list nodes": lambda: node_kube.request("GET", "/api/v1/nodes"),
+        "list pods of another namespace": lambda: node_kube.request("GET", node_kube.path("v1", "Pod", "default")),
+    }
+    denials = world.Denials(kube_api)
+    statuses = dict((what, refused(call)) for what, call in checks.items())
+    assert statuses == dict((what, 403) for what in checks)
+    assert len(denials.of(NODE_USER)) == len(checks)  # the recorder the sufficiency tests rely on sees refusals
+    assert live(collection_kube, "apps/v1", "Deployment", OTHER_DEPLOYMENT)["spec"]["replicas"] == 0
+    # switching another node with these credentials stops at its first read
+    with pytest.raises(KubeError) as err:
+        switch(node_kube, NAMESPACE, OTHER_NODE, "other", memory_wait=False)
+    assert err.value.status == 403
+
+
+def test_rotation_and_removal_revoke_the_token(homelab, tmp_path):
+    old = tmp_path / "old.kubeconfig"
+    old.write_text(grant(homelab)["kubeconfig"])
+    rotated = grant(homelab, rotate=True)
+    assert [o["action"] for o in rotated["objects"] if o["kind"] == "Secret"] == ["rotated"]
+    new = tmp_path / "new.kubeconfig"
+    new.write_text(rotated["kubeconfig"])
+
+    def status_with(path):
+        kube = Kube.from_params({"kubeconfig": str(path)})
+        try:
+            return kube.call("GET", "/api/v1/namespaces/ml/configmaps/gpu-mode-k3s-gpu-worker")[0]
+        finally:
+            kube.close()
+
+    assert (status_with(old), status_with(new)) == (401, 200)
+    removed = access.remove(homelab, NODE, NAMESPACE)
+    assert removed["changed"] is True
+    assert status_with(new) == 401
+    for api_version, kind, name in (("v1", "ServiceAccount", "gpu-mode-k3s-gpu-worker"),
+                                    ("rbac.authorization.k8s.io/v1", "Role", "gpu-mode-k3s-gpu-worker"),
+                                    ("rbac.authorization.k8s.io/v1", "RoleBinding", "gpu-mode-k3s-gpu-worker"),
+                                    ("v1", "Secret", "gpu-mode-k3s-gpu-worker-token")):
+        assert live(homelab, api_version, kind, name) is None
+    assert access.remove(homelab, NODE, NAMESPACE)["changed"] is False
+
+
+def test_a_node_without_modes_in_the_cluster_gets_a_clear_error(kube_api, collection_kube):
+    with pytest.raises(access.AccessError) as err:
+        access.ensure(collection_kube, "worker9", NAMESPACE, kube_api.url)
+    assert "ConfigMap ml/gpu-mode-worker9 does not exist" in str(err.value)
+    assert "vllm role" in str(err.value)
