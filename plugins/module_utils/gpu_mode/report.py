@@ -65,7 +65,11 @@ def status(kube, namespace, node, proc_root="/proc", facts_fn=gpu_facts):
                           "serves": info["served_model_names"], "modes": sorted(
                               m for m, spec in book["modes"].items() if name in spec["workloads"])})
     try:
-        memory = gpu_memory(facts_fn(), _pod_names(cluster), proc_root)
+        facts = facts_fn()
+        if facts.get("gpus"):
+            memory = gpu_memory(facts, _pod_names(cluster), proc_root)
+        else:  # no driver, or no GPU: say why rather than show nothing
+            memory = {"error": facts.get("reason") or "no NVIDIA GPU found"}
     except Exception as exc:  # pylint: disable=broad-except  # off the node, or no driver
         memory = {"error": str(exc)}
     return {"node": node, "namespace": namespace, "mode": recorded["mode"], "default": book.get("default"),
