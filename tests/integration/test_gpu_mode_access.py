@@ -271,3 +271,52 @@ def test_a_node_without_modes_in_the_cluster_gets_a_clear_error(kube_api, collec
         access.ensure(collection_kube, "worker9", NAMESPACE, kube_api.url)
     assert "ConfigMap ml/gpu-mode-worker9 does not exist" in str(err.value)
     assert "vllm role" in str(err.value)
+
+
+ROLE_ACCESS_PLAY = """---
+- name: The gpu_mode role's cluster side for one node
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Node access
+      ansible.builtin.include_role:
+        name: baremetal.gpu.gpu_mode
+        tasks_from: access
+      vars:
+        gpu_mode_node: k3s-gpu-worker
+        gpu_mode_namespace: ml
+"""
+
+BARE_MODULE_PLAY = """---
+- name: The module from a task that forgot no_log
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Node access, printed
+      baremetal.gpu.gpu_mode_access:
+        node: k3s-gpu-worker
+"""
+
+
+def test_through_ansible_the_token_never_shows_and_a_second_run_changes_nothing(homelab, kubeconfig, tmp_path):
+    from tests.harness.ansible_cli import ansible_playbook, kube_env
+
+    play = tmp_path / "access.yml"
+    play.write_text(ROLE_ACCESS_PLAY)
+    first = ansible_playbook(play, "-vvv", "--diff", env=kube_env(kubeconfig))
+    secret = live(homelab, "v1", "Secret", "gpu-mode-k3s-gpu-worker-token")
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    output = first.stdout + first.stderr
+    assert token not in output and secret["data"]["token"] not in output
+    assert "certificate-authority-data" not in output  # no part of the kubeconfig is printed
+    assert "- Role gpu-mode-k3s-gpu-worker created" in output  # what changed is shown
+    again = ansible_playbook(play, env=kube_env(kubeconfig))
+    assert "localhost : ok=3 changed=0" in " ".join(again.stdout.split()), again.stdout[-2000:]
+
+    bare = tmp_path / "bare.yml"
+    bare.write_text(BARE_MODULE_PLAY)
+    refused_run = ansible_playbook(bare, "-vvv", env=kube_env(kubeconfig), check=False)
+    output = refused_run.stdout + refused_run.stderr
+    assert refused_run.returncode != 0
+    assert "this task returns the node's credentials (a kubeconfig with its token): set no_log: true" in output
+    assert token not in output
