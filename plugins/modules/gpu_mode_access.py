@@ -20,9 +20,9 @@ description:
     Deployments by name; pods, pod and Service proxies, Services, events and pod logs of the namespace), a
     RoleBinding, and a Secret C(gpu-mode-<node>-token) of type C(kubernetes.io/service-account-token) that
     the cluster fills with a token valid while the Secret exists.
-  - Returns the node's kubeconfig (that token, the cluster's CA from ConfigMap C(kube-root-ca.crt), the API
+  - "Returns the node's kubeconfig (that token, the cluster's CA from ConfigMap C(kube-root-ca.crt), the API
     server URL the node reaches), which is a credential. The module refuses to return it from a task that
-    does not set C(no_log: true) (set O(return_kubeconfig=false) to get everything else).
+    does not set C(no_log: true) (set O(return_kubeconfig=false) to get everything else)."
   - Also returns the node's modes as the cluster has them, and the recorded active mode.
   - With O(state=absent), deletes those objects; the token stops working at once.
   - The logic is C(plugins/module_utils/gpu_mode/access.py).
@@ -62,7 +62,7 @@ options:
     type: float
     default: 60
   return_kubeconfig:
-    description: Return the kubeconfig (only from a task with C(no_log: true)).
+    description: "Return the kubeconfig (only from a task with C(no_log: true))."
     type: bool
     default: true
 extends_documentation_fragment:

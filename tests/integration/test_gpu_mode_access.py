@@ -148,8 +148,8 @@ def test_whole_switches_status_and_list_work_with_the_nodes_credentials_alone(ku
     assert denials.of(NODE_USER) == []
 
 
-def test_a_failed_switch_rolls_back_and_explains_itself_with_the_nodes_credentials(kube_api, collection_kube,
-                                                                                    tmp_path):
+def test_a_failed_switch_rolls_back_and_explains_itself_with_the_nodes_credentials(
+        kube_api, collection_kube, tmp_path):
     with world.simulator(kube_api.url, crashing_models=("casperhansen/deepseek-r1-distill-qwen-7b-awq",)) as sim:
         world.apply_homelab(collection_kube)
         path = tmp_path / "node.kubeconfig"
