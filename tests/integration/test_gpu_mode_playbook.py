@@ -152,3 +152,13 @@ def test_limit_switches_one_node_and_every_node_switches_under_its_own_lock(clus
     assert [holders[node]["holderIdentity"] for node in (NODE, OTHER_NODE)] == [None, None]  # both released
     assert holders[OTHER_NODE]["leaseTransitions"] == 1  # worker2 switched twice under its own Lease
     assert cluster.get("apps/v1", "Deployment", "vllm-other", NAMESPACE)["spec"]["replicas"] == 0
+
+
+def test_a_node_without_the_switcher_installed_is_told_to_run_site_yml(cluster, gpu, tmp_path, fake_nvml_lib):
+    host = dict(node_host(cluster, NODE, tmp_path, fake_nvml_lib),
+                gpu_mode_node_kubeconfig=str(tmp_path / "absent" / "gpu-mode.kubeconfig"))
+    rc, out = gpu_mode(write_inventory(tmp_path / "bare.yml", {NODE: host}), mode="r1")
+    assert rc != 0
+    assert ("k3s-gpu-worker has no %s: the gpu_mode role (site.yml) installs the switcher and the node's kubeconfig; "
+            "run it for this node first. Nothing was changed." % (tmp_path / "absent" / "gpu-mode.kubeconfig")) in out
+    assert untouched(cluster)
