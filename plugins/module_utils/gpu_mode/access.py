@@ -73,8 +73,9 @@ def rules(node, deployments):
         # which mode-bound Deployments exist, their replicas and readiness (one list of the namespace)
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch"]},
         # pods: the outgoing ones, watched until gone; the new ones, watched until Ready; the drain takes
-        # outgoing pods out of their Service by removing a label (patch)
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+        # outgoing pods out of their Service by removing a label (patch); a rollback kills the failed target's
+        # pods at once (delete with grace 0)
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "delete"]},
         # vLLM's /metrics through the pod proxy (drain), /health and /v1/models through the Service proxy
         {"apiGroups": [""], "resources": ["pods/proxy", "services/proxy"], "verbs": ["get"]},
         # a Service's selector: which pod labels put a pod behind it
