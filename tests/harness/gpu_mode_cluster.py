@@ -1,30 +1,34 @@
 """A simulated home-lab cluster ready for GPU mode switches, for the gpu_mode role's tests.
 
-The home lab's catalog (inventories/homelab) rendered once by the vllm role's own ``render`` entry point and
-applied as the role applies it (server-side apply, field manager ``baremetal-gpu``: the mode-bound
-Deployments created at 0 replicas, the node's modes in ConfigMap ``gpu-mode-k3s-gpu-worker``), on the fake
-API with the kubelet simulator running a fake vLLM behind every model server pod. Beside it, a second GPU
-node ``worker2`` with its own mode-bound Deployment and ConfigMap, so that tests can show one node's
-credentials are useless on another node's objects.
+The home lab's catalog (inventories/homelab, image pre-pull off) rendered once by the vllm role's own
+``render`` entry point and applied as the role applies it (server-side apply, field manager ``baremetal-gpu``:
+the mode-bound Deployments created at 0 replicas, the node's modes in ConfigMap ``gpu-mode-k3s-gpu-worker``),
+on the fake API with the kubelet simulator (probe periods, termination grace, the NVIDIA device plugin, at
+time scale SCALE) running a fake vLLM behind every model server pod, which takes its share of the node's GPU
+memory ledger. Each node's ledger is exported for the fake NVML library and as a /proc tree (``gpu_export``),
+so a `gpu-mode` process "on" the node sees the same GPU memory. Beside it, a second GPU node ``worker2``
+with its own mode-bound Deployment and ConfigMap, so that tests can show one node's credentials are useless on
+another node's objects.
 """
 
 import copy
 import functools
 import json
 
-from tests.harness.kubelet_sim import Delays, KubeletSimulator, NodeSpec, fake_vllm_factory
+from tests.harness.kubelet import LOGIC_TEST_TIME_SCALE, KubeletSimulator, NodeSpec
 from tests.harness.role_render import render
 
 NODE = "k3s-gpu-worker"
 OTHER_NODE = "worker2"
 NAMESPACE = "ml"
 OTHER_DEPLOYMENT = "vllm-other"
+SCALE = LOGIC_TEST_TIME_SCALE  # a 1 s probe period lasts 50 ms, the 4 s model load 0.2 s
 
 
 @functools.lru_cache(maxsize=None)
 def homelab_manifests():
     """The home lab's manifests (a JSON string: every caller gets its own copy)."""
-    rendered = render("homelab", {"gpu_node_name": NODE})
+    rendered = render("homelab", {"gpu_node_name": NODE, "vllm_prepull": False})
     return json.dumps(rendered.manifests)
 
 
@@ -55,18 +59,27 @@ def apply_homelab(kube, with_other_node=True):
     return manifests
 
 
-def simulator(api_url, load_seconds=0.1, crashing_models=()):
-    """Controllers, scheduler and kubelets of the two GPU nodes, a fake vLLM behind every model server; the
-    servers of ``crashing_models`` exit with vLLM's error while they load (a model that cannot start)."""
-    healthy = fake_vllm_factory(load_seconds=load_seconds)
-    crashing = fake_vllm_factory(load_seconds=load_seconds, crash_during_load=True)
+def simulator(api_url, state_dir, crashing_models=()):
+    """Controllers, scheduler and kubelets of the two GPU nodes (one RTX 3060 12 GB each), a fake vLLM behind
+    every model server pod (4 s to load, 1 s to shut down, simulated); the servers of ``crashing_models`` exit
+    with vLLM's error while they load (a model that cannot start)."""
 
-    def factory(pod):
-        args = pod["spec"]["containers"][0].get("args") or []
-        return (crashing if any(model in args for model in crashing_models) else healthy)(pod)
+    def overrides(ctx):
+        return {"crash_during_load": True} if any(model in ctx.argv for model in crashing_models) else {}
 
-    return KubeletSimulator(api_url, nodes=[NodeSpec(name=NODE), NodeSpec(name=OTHER_NODE)], delays=Delays(),
-                            vllm_factory=factory)
+    return KubeletSimulator(api_url, nodes=[NodeSpec(name=NODE), NodeSpec(name=OTHER_NODE)], time_scale=SCALE,
+                            state_dir=state_dir, vllm_load_seconds=4, vllm_shutdown_seconds=1,
+                            vllm_overrides=overrides)
+
+
+def gpu_export(sim, node=NODE):
+    """Where the simulator exports a node's GPU ledger: ``nvml.txt`` (the fake NVML library's data) and ``proc/``."""
+    return sim.node_state_dir(node) / "gpu"
+
+
+def node_env(sim, fake_nvml_lib, node=NODE):
+    """The environment of a process "on" the node: NVML is the stand-in library reading the node's ledger."""
+    return {"LD_LIBRARY_PATH": str(fake_nvml_lib), "FAKE_NVML_DATA": str(gpu_export(sim, node) / "nvml.txt")}
 
 
 class Denials:

@@ -1,26 +1,32 @@
 """A GPU node's own access to the cluster (module_utils/gpu_mode/access.py), against the fake API server's
-RBAC and service-account tokens: exactly these objects; SUFFICIENT (whole switches, the CLI's status and list,
-a failed switch's rollback and diagnosis, all with the node's kubeconfig and not one request refused);
-MINIMAL (the same credentials refused on another node's objects, on deletes, Secrets, other namespaces,
-scaling subresources, RBAC); idempotent; revoked by rotation and by removal."""
+RBAC and service-account tokens: exactly these objects; SUFFICIENT (whole switches with the memory wait, the
+CLI's status and list, a failed switch's rollback and diagnosis: the `gpu-mode` command in its own process
+"on" the simulated node with the node's kubeconfig, and not one request refused); MINIMAL (the same
+credentials refused on another node's objects, on deletes of Deployments, Secrets, other namespaces, scaling
+subresources, RBAC); idempotent; revoked by rotation and by removal."""
 
 import base64
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from ansible_collections.baremetal.gpu.plugins.module_utils import gpu, kube_apply
-from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import access, drain, report
+from ansible_collections.baremetal.gpu.plugins.module_utils import kube_apply
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import access, drain
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.cluster import NodeCluster
-from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.switch import SwitchError, switch
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.switch import switch
 from ansible_collections.baremetal.gpu.plugins.module_utils.kube import Kube, KubeError
 from tests.harness import gpu_mode_cluster as world
+from tests.harness.ansible_cli import ROOT
 from tests.harness.gpu_mode_cluster import NAMESPACE, NODE, OTHER_DEPLOYMENT, OTHER_NODE
 
 pytestmark = pytest.mark.slow
 
 NODE_USER = "system:serviceaccount:ml:gpu-mode-k3s-gpu-worker"
-RTX3060_XML = "tests/fixtures/gpu/rtx3060-12gb-driver-570.195.03/nvidia-smi-q.xml"
+CLI = ("import sys; sys.path[:0] = ['.', '.collections']\n"
+       "from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.cli import main\nsys.exit(main())\n")
 
 # The Role, written out by hand from what the switcher's code sends (not from access.rules).
 EXPECTED_RULES = [
@@ -32,7 +38,7 @@ EXPECTED_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["vllm-ml", "vllm-r1"],
      "verbs": ["get", "patch"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods/proxy", "services/proxy"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
@@ -40,27 +46,43 @@ EXPECTED_RULES = [
 ]
 
 
-def idle_rtx3060():
-    """GPU facts of the home lab's worker with nothing running on its GPU (the fixture, processes taken off)."""
-    with open(RTX3060_XML) as handle:
-        facts = gpu.parse_nvidia_smi_xml(handle.read(), {0: "8.6"})
-    for card in facts["gpus"]:
-        card["processes"] = []
-        card["memory_free_mib"] += card["memory_used_mib"]
-        card["memory_used_mib"] = 0
-    return facts
+def grant(admin, node=NODE, **options):
+    return access.ensure(admin, node, NAMESPACE, admin.api.configuration.host, **options)
+
+
+class GpuNode:
+    """The simulated GPU node as its switcher sees it: the node's kubeconfig, the collection's client built
+    from it (in this process), and the `gpu-mode` command run as its own process "on" the node (NVML is the
+    stand-in library reading the node's GPU ledger, /proc the ledger's export)."""
+
+    def __init__(self, sim, admin, fake_nvml_lib, tmp_path):
+        self.kubeconfig = tmp_path / "node.kubeconfig"
+        self.kubeconfig.write_text(grant(admin)["kubeconfig"])
+        self.kube = Kube.from_params({"kubeconfig": str(self.kubeconfig)})
+        config = tmp_path / "gpu-mode.json"
+        config.write_text(json.dumps({"node": NODE, "namespace": NAMESPACE, "kubeconfig": str(self.kubeconfig),
+                                      "proc_root": str(world.gpu_export(sim) / "proc")}))
+        self.env = dict(os.environ, GPU_MODE_CONFIG=str(config), **world.node_env(sim, fake_nvml_lib))
+
+    def gpu_mode(self, *args, timeout=120):
+        run = subprocess.run([sys.executable, "-c", CLI, *args], cwd=ROOT, env=self.env, capture_output=True,
+                             text=True, timeout=timeout, check=False)
+        return run.returncode, run.stdout, run.stderr
+
+
+def start_cluster(kube_api, admin, tmp_path, crashing_models=()):
+    sim = world.simulator(kube_api.url, tmp_path / "cluster", crashing_models)
+    sim.start()
+    world.apply_homelab(admin)
+    return sim
 
 
 @pytest.fixture
-def homelab(kube_api, collection_kube):
-    with world.simulator(kube_api.url) as sim:
-        world.apply_homelab(collection_kube)
-        yield collection_kube
+def homelab(kube_api, collection_kube, tmp_path):
+    sim = start_cluster(kube_api, collection_kube, tmp_path)
+    yield collection_kube
+    sim.stop()
     assert not sim.errors, sim.errors
-
-
-def grant(admin, node=NODE, **options):
-    return access.ensure(admin, node, NAMESPACE, admin.api.configuration.host, **options)
 
 
 @pytest.fixture
@@ -71,11 +93,6 @@ def node_kube(homelab, tmp_path):
     kube = Kube.from_params({"kubeconfig": str(path)})
     yield kube
     kube.close()
-
-
-def node_switch(kube, mode, **options):
-    return switch(kube, NAMESPACE, NODE, mode, memory_wait=False, facts_fn=idle_rtx3060, start_timeout=60,
-                  health_timeout=30, **options)
 
 
 def live(admin, api_version, kind, name):
@@ -124,48 +141,56 @@ def test_the_vllm_roles_prune_never_takes_a_nodes_access_away(homelab):
     assert live(homelab, "v1", "Secret", "gpu-mode-k3s-gpu-worker-token") is not None
 
 
-def test_whole_switches_status_and_list_work_with_the_nodes_credentials_alone(kube_api, homelab, node_kube):
-    denials = world.Denials(kube_api)
-    assert node_switch(node_kube, "ml")["outcome"] == "switched"
-    ml_pods = NodeCluster(homelab, NAMESPACE, NODE).pods(live(homelab, "apps/v1", "Deployment", "vllm-ml"))
-    assert len(ml_pods) == 1
-    # the drain reads vLLM's in-flight gauges through the pod proxy (a refusal would read as "drained")
-    assert drain.in_flight(node_kube, ml_pods, 8000) == dict((p["metadata"]["name"], 0) for p in ml_pods)
-    # a failed start's diagnosis shows the last log lines (kube_diagnosis), read with these credentials too
-    assert node_kube.logs(NAMESPACE, ml_pods[0]["metadata"]["name"], "vllm", tail=5)
-    result = node_switch(node_kube, "r1")
-    assert (result["from"], result["outcome"]) == ("ml", "switched")
-    assert node_switch(node_kube, "off")["outcome"] == "switched"
-    assert node_switch(node_kube, "ml")["outcome"] == "switched"
-    assert node_switch(node_kube, "ml")["outcome"] == "unchanged"
-    status = report.status(node_kube, NAMESPACE, NODE, facts_fn=idle_rtx3060)
-    assert status["mode"] == "ml"
-    assert [(w["name"], w["state"]) for w in status["workloads"]] == [("vllm-ml", "ready"), ("vllm-r1", "stopped")]
-    listed = report.mode_list(node_kube, NAMESPACE, NODE, facts_fn=idle_rtx3060)
-    assert [(m["mode"], m["active"]) for m in listed["modes"]] == [("ml", True), ("off", False), ("r1", False)]
-    lease = live(homelab, "coordination.k8s.io/v1", "Lease", "gpu-mode-k3s-gpu-worker")
-    assert lease["spec"]["leaseTransitions"] >= 1
-    assert denials.of(NODE_USER) == []
+def test_whole_switches_status_and_list_work_with_the_nodes_credentials_alone(kube_api, collection_kube,
+                                                                             fake_nvml_lib, tmp_path):
+    sim = start_cluster(kube_api, collection_kube, tmp_path)
+    try:
+        node = GpuNode(sim, collection_kube, fake_nvml_lib, tmp_path)
+        denials = world.Denials(kube_api)
+        for mode, line in (("ml", "(none) -> ml switched"), ("r1", "ml -> r1 switched"), ("off", "r1 -> off switched"),
+                           ("ml", "off -> ml switched"), ("ml", "already in mode ml and serving")):
+            code, out, err = node.gpu_mode(mode)
+            assert code == 0 and line in out, out + err
+        ml = live(collection_kube, "apps/v1", "Deployment", "vllm-ml")
+        ml_pods = NodeCluster(collection_kube, NAMESPACE, NODE).pods(ml)
+        assert len(ml_pods) == 1
+        # the drain reads vLLM's in-flight gauges through the pod proxy (a refusal would read as "drained")
+        assert drain.in_flight(node.kube, ml_pods, 8000) == {ml_pods[0]["metadata"]["name"]: 0}
+        # a failed start's diagnosis shows the last log lines (kube_diagnosis), read with these credentials too
+        assert node.kube.logs(NAMESPACE, ml_pods[0]["metadata"]["name"], "vllm", tail=5)
+        code, out, err = node.gpu_mode("status")
+        assert code == 0 and out.splitlines()[0] == "node k3s-gpu-worker  mode ml (default)", out + err
+        assert "GPU 0 NVIDIA GeForce RTX 3060:" in out and "ml/" + ml_pods[0]["metadata"]["name"] in out
+        code, out, err = node.gpu_mode("list")
+        assert code == 0 and [line.split()[:4] for line in out.splitlines()[1:4]] == [
+            ["ml", "*", "*", "ok"], ["off", "ok", "-", "no"], ["r1", "ok", "vllm-r1", "casperhansen/deepseek-r1-distill-qwen-7b-awq,"]], out
+        lease = live(collection_kube, "coordination.k8s.io/v1", "Lease", "gpu-mode-k3s-gpu-worker")
+        assert lease["spec"]["leaseTransitions"] >= 1
+        node.kube.close()
+        assert denials.of(NODE_USER) == []
+    finally:
+        sim.stop()
+    assert not sim.errors, sim.errors
 
 
 def test_a_failed_switch_rolls_back_and_explains_itself_with_the_nodes_credentials(
-        kube_api, collection_kube, tmp_path):
-    with world.simulator(kube_api.url, crashing_models=("casperhansen/deepseek-r1-distill-qwen-7b-awq",)) as sim:
-        world.apply_homelab(collection_kube)
-        path = tmp_path / "node.kubeconfig"
-        path.write_text(grant(collection_kube)["kubeconfig"])
-        node = Kube.from_params({"kubeconfig": str(path)})
+        kube_api, collection_kube, fake_nvml_lib, tmp_path):
+    sim = start_cluster(kube_api, collection_kube, tmp_path,
+                        crashing_models=("casperhansen/deepseek-r1-distill-qwen-7b-awq",))
+    try:
+        node = GpuNode(sim, collection_kube, fake_nvml_lib, tmp_path)
         denials = world.Denials(kube_api)
-        assert node_switch(node, "ml")["outcome"] == "switched"
-        with pytest.raises(SwitchError) as failed:
-            node_switch(node, "r1")
-        node.close()
+        assert node.gpu_mode("ml")[0] == 0
+        code, out, err = node.gpu_mode("r1")
+        node.kube.close()
+    finally:
+        sim.stop()
     assert not sim.errors, sim.errors
-    assert failed.value.result["rolled_back"] is True
-    message = str(failed.value)
+    assert code == 1, out + err  # rolled back: the previous mode serves again
     # the diagnosis read the crashed pod's state and events with the node's credentials
-    assert "exited with code 1" in message and "event: Normal Started: Started container vllm" in message, message
-    assert "forbidden" not in message.lower(), message
+    assert "exited with code 1" in err and "rolled back to mode ml" in err, err
+    assert "event: Normal Started: Started container vllm" in err, err
+    assert "forbidden" not in err.lower(), err
     assert denials.of(NODE_USER) == []
     assert collection_kube.get("v1", "ConfigMap", "gpu-mode-k3s-gpu-worker", NAMESPACE)["data"]["mode"] == "ml"
 
@@ -183,7 +208,7 @@ def apply_replicas(kube, name, namespace=NAMESPACE, replicas=1):
 
 def test_the_same_credentials_are_refused_everything_else(kube_api, homelab, node_kube, collection_kube):
     grant(homelab, node=OTHER_NODE)  # worker2's own access, Lease included once it switches
-    assert node_switch(node_kube, "ml")["outcome"] == "switched"  # the credentials work
+    assert node_kube.get("v1", "ConfigMap", "gpu-mode-" + NODE, NAMESPACE) is not None  # the credentials work
     collection_kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
                            "metadata": {"name": "vllm-ml", "namespace": "default"},
                            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "x"}},

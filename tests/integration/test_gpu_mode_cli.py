@@ -1,8 +1,9 @@
 """The node's `gpu-mode` command as the gpu_mode role installs it: the role's wrapper (templates/gpu-mode.j2)
 over the packed module_utils (files/gpu_mode_bundle.py), with the settings file and the node's own
 kubeconfig, run as a separate process against the simulated home lab. On this machine there is no GPU:
-status and list must still work and say why GPU memory is unknown; with the fake NVML library standing in
-for an idle RTX 3060, the command switches."""
+status and list must still work and say why GPU memory is unknown; "on" the simulated node (the fake NVML
+library reading the node's GPU memory ledger, /proc its export), the command switches and shows each model
+server's GPU memory."""
 
 import json
 import os
@@ -16,7 +17,6 @@ import pytest
 
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import access
 from tests.harness import gpu_mode_cluster as world
-from tests.harness.gpu_ledger import GpuLedger
 from tests.harness.gpu_mode_cluster import NAMESPACE, NODE
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ ROLE = ROOT / "roles" / "gpu_mode"
 @pytest.fixture
 def installed(kube_api, collection_kube, tmp_path):
     """The command laid out as the role lays it out, under tmp_path (prefix, lib, settings, kubeconfig)."""
-    with world.simulator(kube_api.url) as sim:
+    with world.simulator(kube_api.url, tmp_path / "cluster") as sim:
         world.apply_homelab(collection_kube)
         prefix = tmp_path / "opt"
         subprocess.run([sys.executable, str(ROLE / "files" / "gpu_mode_bundle.py"), "--collection-module-utils",
@@ -41,11 +41,11 @@ def installed(kube_api, collection_kube, tmp_path):
         kubeconfig.chmod(0o600)
         config = tmp_path / "gpu-mode.json"
         config.write_text(json.dumps({"node": NODE, "namespace": NAMESPACE, "kubeconfig": str(kubeconfig),
-                                      "proc_root": str(tmp_path / "gpu" / "proc")}))
+                                      "proc_root": str(world.gpu_export(sim) / "proc")}))
         wrapper = tmp_path / "gpu-mode"
         wrapper.write_text(jinja2.Template((ROLE / "templates" / "gpu-mode.j2").read_text()).render(
             gpu_mode_prefix=str(prefix), gpu_mode_config_file=str(config), ansible_managed="Ansible managed"))
-        yield wrapper
+        yield wrapper, sim
     assert not sim.errors, sim.errors
 
 
@@ -56,6 +56,7 @@ def gpu_mode(wrapper, *args, env=None):
 
 
 def test_without_a_gpu_status_and_list_work_and_say_why_gpu_memory_is_unknown(installed):
+    installed, _sim = installed
     rc, out, err = gpu_mode(installed, "--help")
     assert rc == 0 and "exit codes:" in out and "4  the switch failed AND its rollback failed" in out
     rc, out, err = gpu_mode(installed, "status")
@@ -75,18 +76,18 @@ def test_without_a_gpu_status_and_list_work_and_say_why_gpu_memory_is_unknown(in
     assert rc == 2 and "mode ml does not fit node k3s-gpu-worker" in err
 
 
-def test_with_the_gpu_it_switches_and_status_shows_it(installed, tmp_path, fake_nvml_lib):
-    ledger = GpuLedger.from_profile(NODE, "NVIDIA-GeForce-RTX-3060", 1, export_dir=tmp_path / "gpu")
-    env = {"LD_LIBRARY_PATH": str(fake_nvml_lib), "FAKE_NVML_DATA": str(tmp_path / "gpu" / "nvml.txt")}
-    try:
-        rc, out, err = gpu_mode(installed, "ml", env=env)
-        assert rc == 0, err
-        assert "validate" in out and "start" in out and "node k3s-gpu-worker: (none) -> ml switched in" in out
-        rc, out, err = gpu_mode(installed, "status", env=env)
-    finally:
-        ledger.close()
+def test_on_the_node_it_switches_and_status_shows_each_servers_gpu_memory(installed, tmp_path, fake_nvml_lib):
+    installed, sim = installed
+    env = world.node_env(sim, fake_nvml_lib)
+    rc, out, err = gpu_mode(installed, "ml", env=env)
+    assert rc == 0, out + err
+    assert "validate" in out and "release" in out and "node k3s-gpu-worker: (none) -> ml switched in" in out
+    rc, out, err = gpu_mode(installed, "status", env=env)
     assert rc == 0, err
-    assert out.splitlines()[0] == "node k3s-gpu-worker  mode ml (default)"
-    assert "GPU 0 NVIDIA GeForce RTX 3060: 0 of 12288 MiB used" in out  # NVML v2: the reserved 250 MiB apart
+    lines = out.splitlines()
+    assert lines[0] == "node k3s-gpu-worker  mode ml (default)"
+    (process,) = sim.ledger(NODE).processes(0)  # the ml server, as the node's GPU ledger has it
+    assert any(line.split()[:2] == ["pid", str(process.pid)] and line.split()[-1].startswith("ml/vllm-ml-")
+               for line in lines), out
     rc, out, err = gpu_mode(installed, "status", "--kubeconfig", str(tmp_path / "missing.kubeconfig"))
     assert rc == 5 and "cannot reach the cluster" in err

@@ -1,7 +1,7 @@
 """`ansible-playbook gpu-mode.yml` as users run it, against the simulated home-lab cluster: the GPU node is a
 local-connection host whose switch runs with the node's own kubeconfig (its least-privilege ServiceAccount),
-the Python of this venv, and the fake NVML library answering for an idle RTX 3060 (GPU facts for the fit
-check; the memory wait is off because the kubelet simulator on this branch does not feed a GPU ledger).
+the Python of this venv, and the fake NVML library reading the simulated node's GPU memory ledger (GPU facts
+for the fit check, and the wait until the stopped server's memory is really released).
 
 Refusals first (no mode, a bad name, an unknown mode: clear errors, nothing changed), then check mode (the
 plan printed, nothing changed), then real switches with the summary, and a no-op."""
@@ -14,21 +14,25 @@ import yaml
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import access
 from tests.harness import gpu_mode_cluster as world
 from tests.harness.ansible_cli import ROOT, ansible_playbook
-from tests.harness.gpu_ledger import GpuLedger
 from tests.harness.gpu_mode_cluster import NAMESPACE, NODE, OTHER_NODE
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def cluster(kube_api, collection_kube):
-    with world.simulator(kube_api.url) as sim:
+def sim(kube_api, collection_kube, tmp_path):
+    with world.simulator(kube_api.url, tmp_path / "cluster") as simulator:
         world.apply_homelab(collection_kube)
-        yield collection_kube
-    assert not sim.errors, sim.errors
+        yield simulator
+    assert not simulator.errors, simulator.errors
 
 
-def node_host(kube, node, tmp_path, fake_nvml_lib):
+@pytest.fixture
+def cluster(sim, collection_kube):
+    return collection_kube
+
+
+def node_host(kube, node, tmp_path, sim, fake_nvml_lib):
     """A GPU node as a local-connection host with the kubeconfig the gpu_mode role would have written."""
     node_kubeconfig = tmp_path / ("%s.kubeconfig" % node)
     node_kubeconfig.write_text(access.ensure(kube, node, NAMESPACE, kube.api.configuration.host)["kubeconfig"])
@@ -39,22 +43,13 @@ def node_host(kube, node, tmp_path, fake_nvml_lib):
         "gpu_mode_python_interpreter": "{{ ansible_playbook_python }}",
         "gpu_mode_node_kubeconfig": str(node_kubeconfig),
         "gpu_mode_become": False,
-        "gpu_mode_memory_wait": False,
         "gpu_mode_start_timeout": 60,
         "gpu_mode_health_timeout": 30,
-        "gpu_mode_proc_root": str(tmp_path / "gpu" / "proc"),
-        "gpu_mode_switch_environment": {"LD_LIBRARY_PATH": str(fake_nvml_lib),
-                                        "FAKE_NVML_DATA": str(tmp_path / "gpu" / "nvml.txt")},
+        "gpu_mode_release_timeout": 10,
+        "gpu_mode_proc_root": str(world.gpu_export(sim, node) / "proc"),
+        "gpu_mode_switch_environment": world.node_env(sim, fake_nvml_lib, node),
         "vllm_namespace": NAMESPACE,
     }
-
-
-@pytest.fixture
-def gpu(tmp_path):
-    """An idle RTX 3060 as the fake NVML library sees it (nvml.txt and proc/ under tmp_path/gpu)."""
-    ledger = GpuLedger.from_profile(NODE, "NVIDIA-GeForce-RTX-3060", 1, export_dir=tmp_path / "gpu")
-    yield ledger
-    ledger.close()
 
 
 def write_inventory(path, hosts):
@@ -63,8 +58,8 @@ def write_inventory(path, hosts):
 
 
 @pytest.fixture
-def inventory(cluster, gpu, tmp_path, fake_nvml_lib):
-    return write_inventory(tmp_path / "hosts.yml", {NODE: node_host(cluster, NODE, tmp_path, fake_nvml_lib)})
+def inventory(cluster, sim, tmp_path, fake_nvml_lib):
+    return write_inventory(tmp_path / "hosts.yml", {NODE: node_host(cluster, NODE, tmp_path, sim, fake_nvml_lib)})
 
 
 def gpu_mode(inventory, *args, mode=None):
@@ -132,9 +127,9 @@ def test_switches_print_a_summary_and_a_repeat_changes_nothing(inventory, cluste
     assert recap(out)["changed"] == 0
 
 
-def test_limit_switches_one_node_and_every_node_switches_under_its_own_lock(cluster, gpu, tmp_path, fake_nvml_lib):
+def test_limit_switches_one_node_and_every_node_switches_under_its_own_lock(cluster, sim, tmp_path, fake_nvml_lib):
     fleet = write_inventory(tmp_path / "fleet.yml", dict(
-        (node, node_host(cluster, node, tmp_path, fake_nvml_lib)) for node in (NODE, OTHER_NODE)))
+        (node, node_host(cluster, node, tmp_path, sim, fake_nvml_lib)) for node in (NODE, OTHER_NODE)))
     rc, out = gpu_mode(fleet)
     assert rc != 0 and out.count("No mode given") == 2  # once, not per node (the error and its message)
     assert "Switch each node" not in out  # the play stopped for every node before anything else ran
@@ -154,8 +149,8 @@ def test_limit_switches_one_node_and_every_node_switches_under_its_own_lock(clus
     assert cluster.get("apps/v1", "Deployment", "vllm-other", NAMESPACE)["spec"]["replicas"] == 0
 
 
-def test_a_node_without_the_switcher_installed_is_told_to_run_site_yml(cluster, gpu, tmp_path, fake_nvml_lib):
-    host = dict(node_host(cluster, NODE, tmp_path, fake_nvml_lib),
+def test_a_node_without_the_switcher_installed_is_told_to_run_site_yml(cluster, sim, tmp_path, fake_nvml_lib):
+    host = dict(node_host(cluster, NODE, tmp_path, sim, fake_nvml_lib),
                 gpu_mode_node_kubeconfig=str(tmp_path / "absent" / "gpu-mode.kubeconfig"))
     rc, out = gpu_mode(write_inventory(tmp_path / "bare.yml", {NODE: host}), mode="r1")
     assert rc != 0

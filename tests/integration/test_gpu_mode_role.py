@@ -2,7 +2,7 @@
 whose every path the role writes is under a temporary directory (and no OS package is installed), so the
 role runs for real here: the node's access, the wheels (pip download into the controller's cache when it
 lacks them, as molecule does), the virtualenv built offline, the packed code, the command, its settings,
-then activation with the virtualenv's Python, the fake NVML standing in for an idle RTX 3060.
+then activation with the virtualenv's Python, the fake NVML library reading the simulated node's GPU ledger.
 
 The sequence of issue "site.yml end to end": a fresh cluster gets the node's default mode; a second run
 changes nothing; after a switch to r1 (with the installed command), a third run changes nothing and r1 keeps
@@ -18,7 +18,6 @@ import yaml
 
 from tests.harness import gpu_mode_cluster as world
 from tests.harness.ansible_cli import ansible_playbook, kube_env
-from tests.harness.gpu_ledger import GpuLedger
 from tests.harness.gpu_mode_cluster import NAMESPACE, NODE
 
 pytestmark = pytest.mark.slow
@@ -34,9 +33,8 @@ PLAY = """---
 
 @pytest.fixture
 def node(kube_api, collection_kube, kubeconfig, tmp_path, fake_nvml_lib):
-    with world.simulator(kube_api.url) as sim:
+    with world.simulator(kube_api.url, tmp_path / "cluster") as sim:
         world.apply_homelab(collection_kube)
-        ledger = GpuLedger.from_profile(NODE, "NVIDIA-GeForce-RTX-3060", 1, export_dir=tmp_path / "gpu")
         root = tmp_path / "node"
         host = {
             "ansible_connection": "local",
@@ -48,12 +46,10 @@ def node(kube_api, collection_kube, kubeconfig, tmp_path, fake_nvml_lib):
             "gpu_mode_node_kubeconfig": str(root / "etc" / "gpu-mode.kubeconfig"),
             "gpu_mode_os_packages": [],
             "gpu_mode_become": False,
-            "gpu_mode_memory_wait": False,
             "gpu_mode_start_timeout": 60,
             "gpu_mode_health_timeout": 30,
-            "gpu_mode_proc_root": str(tmp_path / "gpu" / "proc"),
-            "gpu_mode_switch_environment": {"LD_LIBRARY_PATH": str(fake_nvml_lib),
-                                            "FAKE_NVML_DATA": str(tmp_path / "gpu" / "nvml.txt")},
+            "gpu_mode_proc_root": str(world.gpu_export(sim) / "proc"),
+            "gpu_mode_switch_environment": world.node_env(sim, fake_nvml_lib),
             "vllm_namespace": NAMESPACE,
         }
         (root / "bin").mkdir(parents=True)
@@ -61,9 +57,8 @@ def node(kube_api, collection_kube, kubeconfig, tmp_path, fake_nvml_lib):
         inventory.write_text(yaml.safe_dump({"all": {"children": {"gpu_nodes": {"hosts": {NODE: host}}}}}))
         play = tmp_path / "gpu_mode.yml"
         play.write_text(PLAY)
-        yield {"inventory": inventory, "play": play, "root": root, "env": dict(kube_env(kubeconfig), **{
-            "LD_LIBRARY_PATH": str(fake_nvml_lib), "FAKE_NVML_DATA": str(tmp_path / "gpu" / "nvml.txt")})}
-        ledger.close()
+        yield {"inventory": inventory, "play": play, "root": root,
+               "env": dict(kube_env(kubeconfig), **world.node_env(sim, fake_nvml_lib))}
     assert not sim.errors, sim.errors
 
 
