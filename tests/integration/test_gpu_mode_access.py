@@ -141,8 +141,8 @@ def test_the_vllm_roles_prune_never_takes_a_nodes_access_away(homelab):
     assert live(homelab, "v1", "Secret", "gpu-mode-k3s-gpu-worker-token") is not None
 
 
-def test_whole_switches_status_and_list_work_with_the_nodes_credentials_alone(kube_api, collection_kube,
-                                                                             fake_nvml_lib, tmp_path):
+def test_whole_switches_status_and_list_work_with_the_nodes_credentials_alone(
+        kube_api, collection_kube, fake_nvml_lib, tmp_path):
     sim = start_cluster(kube_api, collection_kube, tmp_path)
     try:
         node = GpuNode(sim, collection_kube, fake_nvml_lib, tmp_path)
