@@ -146,9 +146,15 @@ def pod_report(kube, namespace, pod, log_lines=20, event_count=5):
 
 
 def diagnose(kube, obj, log_lines=20, event_count=5):
-    """The workload's status and conditions, its newest pods' phases, events and last log lines."""
+    """The workload's status and conditions, its newest pods' phases, events and last log lines (a Pod: its
+    own phase, container states, events and last log lines, the previous run's when it restarted)."""
     meta = obj.get("metadata") or {}
-    namespace, name, kind = meta.get("namespace"), meta.get("name"), obj.get("kind")
+    namespace, name, kind = meta.get("namespace"), meta.get("name"), obj.get("kind") or (
+        "Pod" if (obj.get("spec") or {}).get("containers") is not None else None)
+    if kind == "Pod":
+        info, lines = pod_report(kube, namespace, obj, log_lines, event_count)
+        return {"object": "Pod %s/%s" % (namespace, name), "status": info["phase"], "events": info["events"],
+                "pods": [info], "text": "\n".join(lines)}
     report = {"object": ref(obj), "status": ready_summary(obj) if obj.get("status") is not None else "no status",
               "events": events_for(kube, namespace, kind, name, event_count), "pods": []}
     lines = _workload_lines(report, obj)

@@ -31,9 +31,14 @@ requirements:
   - nvidia-ml-py (Python library), unless O(memory_wait=false)
 options:
   mode:
-    description: The mode to switch to (one of the node's modes, or C(off)).
+    description: The mode to switch to (one of the node's modes, or C(off)). Exclusive with O(activate).
     type: str
-    required: true
+  activate:
+    description:
+      - Instead of a mode, bring up the node's recorded mode, or its default mode when the cluster has none
+        recorded (what C(site.yml) does). Decided under the node's lock, so a switch made meanwhile is kept.
+    type: bool
+    default: false
   node:
     description: Kubernetes name of the GPU node.
     type: str
@@ -142,7 +147,8 @@ from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
 
 def main():
     spec = dict(
-        mode=dict(type="str", required=True),
+        mode=dict(type="str"),
+        activate=dict(type="bool", default=False),
         node=dict(type="str", required=True),
         namespace=dict(type="str", default="ml"),
         force=dict(type="bool", default=False),
@@ -157,6 +163,9 @@ def main():
     )
     spec.update(k8s.AUTH_ARG_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    if bool(module.params["mode"]) == bool(module.params["activate"]):
+        module.fail_json(msg="give either mode (the mode to switch to) or activate: true (the recorded mode, else "
+                             "the default), not both and not neither")
     problem = k8s.requirement_error()
     if problem:
         module.fail_json(msg=problem)
@@ -170,7 +179,8 @@ def main():
     except k8s.KubeError as exc:
         module.fail_json(msg=str(exc))
     try:
-        result = switch(kube, p["namespace"], p["node"], p["mode"], check_mode=module.check_mode, force=p["force"],
+        result = switch(kube, p["namespace"], p["node"], None if p["activate"] else p["mode"],
+                        check_mode=module.check_mode, force=p["force"],
                         wait_for_lock=p["wait_for_lock"], lock_timeout=p["lock_timeout"],
                         drain_timeout=p["drain_timeout"], release_timeout=p["release_timeout"],
                         start_timeout=p["start_timeout"], health_timeout=p["health_timeout"],

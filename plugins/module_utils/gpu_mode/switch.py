@@ -90,6 +90,7 @@ class Switch:
         self.namespace = namespace
         self.node = node
         self.mode = mode
+        self.activate = mode is None  # activation: the recorded mode, else the default (decided under the lock)
         self.options = dict(DEFAULTS, **options)
         self.timer = Timer(progress, clock)
         self.clock = clock
@@ -114,12 +115,19 @@ class Switch:
             if self._poller is not None:
                 self._poller.close()
 
+    def _resolve(self, book, recorded):
+        """The mode asked for; with ``activate`` (no mode given), the recorded one, else the node's default."""
+        if self.activate:
+            self.mode = recorded or book.get("default") or modes.OFF
+            self.result["to"] = self.mode
+        modes.check_mode(book, self.mode)
+
     def _run(self):
-        self.timer.begin("validate", "mode %s on node %s" % (self.mode, self.node))
+        self.timer.begin("validate", "mode %s on node %s" % (self.mode or "(recorded, else default)", self.node))
         configmap = self.cluster.configmap()
         book = self.cluster.book(configmap)
-        modes.check_mode(book, self.mode)
         recorded = state.read(configmap)["mode"]
+        self._resolve(book, recorded)
         self.result["from"] = recorded
         plan, deployments = self._plan(book, recorded)
         self.result["plan"] = plan
@@ -143,9 +151,11 @@ class Switch:
             self._lock = None
             raise SwitchError("another switch is running: %s" % exc, dict(self.result, outcome="locked",
                                                                           holder=exc.holder))
-        # while we waited for the lock somebody may have switched: plan again from what runs now
+        # while we waited for the lock somebody may have switched: plan again from what runs now (an
+        # activation then keeps what they switched to)
         configmap = self.cluster.configmap()
         recorded = state.read(configmap)["mode"]
+        self._resolve(book, recorded)
         plan, deployments = self._plan(book, recorded)
         self.result.update({"from": recorded, "plan": plan})
         if self._serving(plan, deployments, recorded):
@@ -156,14 +166,15 @@ class Switch:
             self._switch(plan, deployments)
         except Exception as exc:  # pylint: disable=broad-except  # every failure rolls back, then re-raises
             self.result["failed_phase"] = self.timer.current
+            detail = self._diagnosis(exc)  # now, while the failed pod still exists
             if not self._touched:
                 self._restore_labels()
                 self._record(configmap, recorded, started_at, "failed", recorded, error=str(exc))
-                raise self._failure(exc, "nothing was changed")
+                raise self._failure(exc, "nothing was changed", detail)
             rollback = self._rollback(plan, deployments, recorded)
             self._record(configmap, recorded, started_at, "rolled back" if rollback["ok"] else "failed",
                          recorded if rollback["ok"] else None, error=str(exc), rollback=rollback)
-            raise self._failure(exc, rollback["summary"])
+            raise self._failure(exc, rollback["summary"], detail)
         self.timer.begin("record")
         self._record(configmap, recorded, started_at, "switched", self.mode)
         self.timer.end()
@@ -348,16 +359,19 @@ class Switch:
             self.cluster.set_pod_label(pod, key, value)
         self._relabelled = []
 
-    def _failure(self, exc, what_now):
+    def _diagnosis(self, exc):
+        """What the failed pod shows (state, events, last log lines), when the failure names one."""
         from ansible_collections.baremetal.gpu.plugins.module_utils import kube as kube_mod
 
-        detail = ""
         pod = getattr(exc, "pod", None)
-        if pod is not None:
-            try:
-                detail = "\n" + kube_mod.diagnose(self.kube, pod)["text"]
-            except Exception:  # pylint: disable=broad-except  # the diagnosis is a bonus
-                detail = ""
+        if pod is None:
+            return ""
+        try:
+            return "\n" + kube_mod.diagnose(self.kube, pod)["text"]
+        except Exception:  # pylint: disable=broad-except  # the diagnosis is a bonus
+            return ""
+
+    def _failure(self, exc, what_now, detail=""):
         phase = self.result.get("failed_phase") or "validate"
         self.result["changed"] = self._touched
         self.result.update(outcome="rolled back" if self.result.get("rolled_back") else "failed", error=str(exc))
@@ -376,7 +390,8 @@ class Switch:
 
 
 def switch(kube, namespace, node, mode, **options):
-    """Switch ``node`` to ``mode``; returns the result (see Switch) or raises SwitchError / ModeError."""
+    """Switch ``node`` to ``mode`` (None: activate the recorded mode, else the node's default); returns the
+    result (see Switch) or raises SwitchError / ModeError."""
     return Switch(kube, namespace, node, mode, **options).run()
 
 
