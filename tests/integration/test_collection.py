@@ -71,8 +71,14 @@ def test_installed_tarball_works_like_the_checkout(built_collection, tmp_path):
         ansible("ansible-playbook", "-i", "localhost,", "--syntax-check", playbook, cwd=elsewhere, env=env)
 
 
-def test_site_refuses_to_turn_the_controller_into_a_gpu_node():
-    result = ansible("ansible-playbook", "site.yml", check=False)  # inventories/local: localhost, local connection
+def test_site_refuses_to_turn_the_controller_into_a_gpu_node(tmp_path):
+    # a GPU node reached with a local connection, none of its node stages skipped (inventories/local skips them)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"children": {"gpu_nodes": {"hosts": {"workstation": {
+        "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}}}}))
+    result = ansible("ansible-playbook", "site.yml", "-i", str(inventory), check=False)
     assert result.returncode != 0
-    assert "this play would install NVIDIA drivers on the machine running Ansible" in result.stdout
+    out = " ".join(result.stdout.split())
+    assert "this run would install NVIDIA drivers and k3s on the machine running Ansible" in out
+    assert "Nothing was changed." in out
     assert "changed=0" in result.stdout

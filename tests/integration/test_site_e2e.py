@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -60,10 +61,14 @@ def podman(*args, check=True, timeout=120):
     return run
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # pylint: disable=arguments-differ
+        pass
+
+
 def serve(directory):
     """A static HTTP server on the host's loopback (the container shares the host's network)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    handler.log_message = lambda *a, **k: None
+    handler = functools.partial(QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -182,9 +187,11 @@ def homelab(tmp_path_factory):
 
 
 def playbook(world, name, *args, extra_vars=None):
+    started = time.monotonic()
     run = ansible_playbook(ROOT / name, "--vault-password-file", str(world["password"]), *args,
                            inventory=world["inventory"], extra_vars=extra_vars, env=world["env"], check=False,
                            timeout=SITE_TIMEOUT)
+    print("%s %s: %.0f s" % (name, json.dumps(extra_vars or {}), time.monotonic() - started))  # the runtime, in -s
     assert run.returncode == 0, run.stdout[-6000:] + "\n" + run.stderr[-1500:]
     return run.stdout + run.stderr
 

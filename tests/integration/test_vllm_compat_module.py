@@ -53,8 +53,8 @@ def test_bad_input_fails_naming_the_field():
 
 def test_preflight_on_the_local_inventory_passes_and_prints_the_table():
     run = ansible_playbook("preflight.yml")
-    assert "localhost      ml         vllm/vllm-openai:v0.8.5.post1" in run.stdout
-    assert "localhost      r1" in run.stdout
+    assert "k3s-gpu-worker ml         vllm/vllm-openai:v0.8.5.post1            ok" in run.stdout
+    assert "k3s-gpu-worker r1         vllm/vllm-openai:v0.8.5.post1            ok" in run.stdout
 
 
 def test_preflight_fails_on_a_workload_that_would_not_start():
