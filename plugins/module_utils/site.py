@@ -26,7 +26,7 @@ STAGES = (
     ("gpu_mode", "gpu_mode"),
     ("health", "health check"),
 )
-STAGE_KEYS = tuple(key for key, _ in STAGES)
+STAGE_KEYS = tuple(stage[0] for stage in STAGES)
 NODE_STAGES = ("os", "driver", "k3s", "container_toolkit")
 
 
@@ -92,7 +92,7 @@ def stage_times(clock, finished):
     stage's start, the last one to ``finished``. Stages that never started are left out."""
     started = [(key, label, float(clock[key])) for key, label in STAGES if key in (clock or {})]
     out = []
-    for index, (_, label, start) in enumerate(started):
+    for index, (unused_stage, label, start) in enumerate(started):
         end = started[index + 1][2] if index + 1 < len(started) else float(finished)
         out.append((label, max(0.0, end - start)))
     return out
@@ -149,12 +149,13 @@ def summary_lines(nodes, endpoints, clock, finished, simulated=""):
         target = "%s/%s:%s" % (point.get("namespace"), point.get("service"), point.get("port"))
         hosts = ", ".join("http://%s/" % h for h in point.get("ingress_hosts") or [])
         names = ", ".join(point.get("served_model_names") or [])
-        lines.append("endpoint %s: %s%s%s" % (point.get("name"), target, " (%s)" % names if names else "",
-                                               "; ingress %s" % hosts if hosts else ""))
+        served = " (%s)" % names if names else ""
+        ingress = "; ingress %s" % hosts if hosts else ""
+        lines.append("endpoint %s: %s%s%s" % (point.get("name"), target, served, ingress))
     times = stage_times(clock, finished)
     if times:
         lines.append("time: " + ", ".join("%s %s" % (label, _seconds(sec)) for label, sec in times)
-                     + "; total %s" % _seconds(sum(sec for _, sec in times)))
+                     + "; total %s" % _seconds(sum(time[1] for time in times)))
     return lines
 
 
@@ -211,7 +212,7 @@ def node_report(host, host_vars):
     return {
         "host": host,
         "name": node_name(host, host_vars),
-        "driver": {"version": version, "branch": str(version).split(".")[0] if version else None,
+        "driver": {"version": version, "branch": str(version).split(".", 1)[0] if version else None,
                    "reason": facts.get("reason")},
         "gpus": facts,
         "k3s": {"version": k3s.get("version"), "role": k3s.get("role")} if k3s else None,
