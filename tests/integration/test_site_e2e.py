@@ -112,6 +112,7 @@ def write_inventory(tmp_path, container, port, k3s_sha256, mirror_url):
         "ansible_host": container,
         "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_become": False,
+        "ansible_pipelining": True,  # one podman exec per task instead of four
         # the driver: Debian 12's branch from its archive, userspace only (containers load no kernel module)
         "nvidia_driver_branch": "535",
         "nvidia_driver_kernel_module": False,
