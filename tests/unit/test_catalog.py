@@ -244,6 +244,7 @@ def test_a_custom_server_runs_its_command_and_args_verbatim():
     w = catalog.plan([entry("tts", server="custom", command=["python3", "-m", "tts"], args=["--port", "8880"],
                             port=8880, health={"kind": "json", "field": "ready"})], settings())["workloads"][0]
     assert w["container"] == {"name": "server", "command": ["python3", "-m", "tts"], "args": ["--port", "8880"],
+                              "port_name": "http", "port": 8880,
                               "download_args": ["--repo", "Qwen/Qwen3-0.6B", "--cache-dir", "/root/.cache/huggingface"]}
     assert w["served_model_names"] == [] and w["health"]["models"] is False
 
