@@ -8,10 +8,7 @@ starts from mode ml active and serving.
 """
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 import threading
 import time
 
@@ -19,6 +16,7 @@ import pytest
 import yaml
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
+from tests.harness.gpu_mode_node import Node
 from tests.harness.kubelet import KubeletSimulator, NodeSpec
 from tests.harness.role_render import render
 
@@ -27,58 +25,8 @@ NODE = "k3s-gpu-worker"
 NS = "ml"
 SCALE = 0.05  # simulated seconds -> real: a 1 s probe period lasts 50 ms, a 20 s model load 1 s
 HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
-CLI = "import sys; sys.path[:0] = ['.', '.collections']\n" \
-      "from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.cli import main\nsys.exit(main())\n"
 
 pytestmark = pytest.mark.slow
-
-
-class Node:
-    """The simulated GPU node: runs `gpu-mode` as its own process with the node's NVML and /proc."""
-
-    def __init__(self, sim, kube, kubeconfig, fake_nvml_lib, tmp_path):
-        self.sim, self.kube = sim, kube
-        state = sim.node_state_dir(NODE) / "gpu"  # where the simulator exports the node's GPU ledger
-        self.config = tmp_path / "gpu-mode.json"
-        self.config.write_text(json.dumps({"node": NODE, "namespace": NS, "kubeconfig": str(kubeconfig),
-                                           "proc_root": str(state / "proc")}))
-        self.env = dict(os.environ, LD_LIBRARY_PATH=str(fake_nvml_lib), FAKE_NVML_DATA=str(state / "nvml.txt"),
-                        GPU_MODE_CONFIG=str(self.config))
-
-    def start(self, *args):
-        return subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=ROOT, env=self.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def run(self, *args, timeout=120):
-        proc = self.start(*args)
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out, err
-
-    def switch(self, mode, *args, expect=0, timeout=120):
-        code, out, err = self.run(mode, "--json", *args, timeout=timeout)
-        assert code == expect, "exit %s\n%s\n%s" % (code, out[-4000:], err[-4000:])
-        return json.loads(out) if out.strip() else {}, err
-
-    def replicas(self):
-        return dict((d["metadata"]["name"], d["spec"].get("replicas"))
-                    for d in self.kube.items("apps/v1", "Deployment", NS))
-
-    def recorded(self):
-        data = self.kube.get("v1", "ConfigMap", "gpu-mode-" + NODE, NS)["data"]
-        return data.get("mode"), json.loads(data.get("history.json") or "[]")
-
-    def serves(self):
-        """The model names the Service vllm-api answers with, through the API server's proxy (what clients
-        of the Service see), or None when nothing answers."""
-        try:
-            body = self.kube.request("GET", "/api/v1/namespaces/%s/services/vllm-api:8000/proxy/v1/models" % NS,
-                                     timeout=5)
-        except k8s.KubeError:
-            return None
-        return [m["id"] for m in (body or {}).get("data", [])]
-
-    def ledger(self):
-        return self.sim.ledger(NODE)
 
 
 def homelab_manifests(**catalog_changes):
@@ -106,7 +54,7 @@ def node(kube_api, kubeconfig, collection_kube, fake_nvml_lib, tmp_path, request
     with KubeletSimulator(kube_api.url, nodes=[spec], time_scale=SCALE, state_dir=tmp_path / "cluster",
                           vllm_load_seconds=20, vllm_shutdown_seconds=2, vllm_overrides=overrides) as sim:
         k8s.apply_all(collection_kube, homelab_manifests(**changes))
-        the_node = Node(sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path)
+        the_node = Node(sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path, NODE, NS)
         result, _ = the_node.switch("ml")  # what site.yml's activation does on a fresh cluster
         assert result["outcome"] == "switched"
         yield the_node

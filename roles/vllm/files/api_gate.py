@@ -117,6 +117,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         try:
             self._relay(response)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away: nothing to answer
         finally:
             upstream.close()
 
