@@ -45,12 +45,14 @@ def marked(request, name):
 
 @pytest.fixture
 def node(kube_api, kubeconfig, collection_kube, fake_nvml_lib, tmp_path, request):
-    """Marks as in test_gpu_mode_switch: ``catalog(entry={key: value})``, ``faults(deployment={FakeVLLMServer
+    """Marks as in test_gpu_mode_switch: ``catalog(entry={key: value})``, ``gpu(**NodeSpec keywords)``,
+    ``faults(deployment={FakeVLLMServer
     keywords})`` for every pod of a Deployment, ``faults(later={deployment: {...}})`` more for the pods that
     replace its first one (the one the first activation starts)."""
     changes = marked(request, "catalog")
     faults = marked(request, "faults")
     later = faults.pop("later", {})
+    gpu = dict({"time_slicing_replicas": 2}, **marked(request, "gpu"))  # two resident pods: nvidia.com/gpu each
     first_pod = {}
 
     def overrides(ctx):
@@ -62,7 +64,7 @@ def node(kube_api, kubeconfig, collection_kube, fake_nvml_lib, tmp_path, request
             out.update(later.get(owner, {}))
         return out
 
-    spec = NodeSpec(name=NODE, time_slicing_replicas=2)  # two resident pods request nvidia.com/gpu each
+    spec = NodeSpec(name=NODE, **gpu)
     with KubeletSimulator(kube_api.url, nodes=[spec], time_scale=SCALE, state_dir=tmp_path / "cluster",
                           vllm_load_seconds=20, vllm_shutdown_seconds=2, vllm_overrides=overrides) as sim:
         k8s.apply_all(collection_kube, standby_manifests(**changes))
@@ -277,3 +279,42 @@ def test_a_concurrent_client_request_is_not_cut_off_by_a_standby_switch(node):
     client.join(30)
     assert answers and answers[0]["usage"]["completion_tokens"] >= 1
     assert result["outcome"] == "switched"
+
+
+LEVEL2 = {"image": "vllm/vllm-openai:v0.17.0", "sleep_level": 2, "gpu_memory_utilization": 0.4, "max_model_len": 8192}
+
+
+@pytest.mark.gpu(gpu_product="NVIDIA-H100-80GB-HBM3", gpu_memory_mib=81559)
+@pytest.mark.catalog(ml=LEVEL2, r1=LEVEL2)
+def test_level_2_wakes_the_weights_reloads_them_then_the_kv_cache(node):
+    # vLLM 0.17.0 on an H100: level 2 drops the weights too; waking maps them, reloads them from the model
+    # files (POST /collective_rpc reload_weights), then maps the KV cache
+    (r1_pod,) = node.pods("vllm-r1")
+    assert states(node) == {"vllm-ml": "awake", "vllm-r1": "asleep"}
+    result, _ = node.switch("r1")
+    assert result["outcome"] == "switched" and not result.get("cold_restarts")
+    assert node.serves() == R1
+    logs = "\n".join(node.kube.logs(NS, r1_pod["metadata"]["name"], container="vllm", tail=200))
+    steps = []
+    for line in logs.splitlines():
+        for marker in ("tags: ['weights']", "Reloading weights", "tags: ['kv_cache']"):
+            if marker in line:
+                steps.append(marker)
+    assert steps[-3:] == ["tags: ['weights']", "Reloading weights", "tags: ['kv_cache']"], logs
+    # the completion the switcher sent answered from reloaded weights, not from the unmapped ones
+    assert result["health"]["vllm-r1"]["ready"] is True
+
+
+def test_a_mode_that_keeps_more_pods_than_the_node_has_gpus_for_is_refused_before_any_change(
+        kube_api, kubeconfig, collection_kube, fake_nvml_lib, tmp_path):
+    spec = NodeSpec(name=NODE)  # one RTX 3060, not time-sliced: one nvidia.com/gpu
+    with KubeletSimulator(kube_api.url, nodes=[spec], time_scale=SCALE, state_dir=tmp_path / "cluster",
+                          vllm_load_seconds=20) as sim:
+        k8s.apply_all(collection_kube, standby_manifests())
+        node = Node(sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path, NODE, NS)
+        code, _, err = node.run("ml")
+        assert code == 2, err
+        assert ("mode ml keeps 2 pods resident (vllm-ml awake, vllm-r1 asleep) requesting 2 nvidia.com/gpu, but the "
+                "node advertises 1: time-slice its GPU into at least 2") in err
+        assert node.replicas() == {"vllm-ml": 0, "vllm-r1": 0} and node.recorded()[0] is None
+    assert not sim.errors, sim.errors

@@ -163,6 +163,12 @@ class Gate(http.server.ThreadingHTTPServer):
     def upstream(self):
         return self._upstream() if callable(self._upstream) else self._upstream
 
+    def handle_error(self, request, client_address):
+        """A client that went away is no error worth a traceback; anything else is one log line."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError)):
+            self.log("error serving %s: %r" % (client_address[0], exc))
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Pass only the OpenAI-compatible routes to a vLLM server.")
