@@ -318,3 +318,18 @@ def test_a_mode_that_keeps_more_pods_than_the_node_has_gpus_for_is_refused_befor
                 "node advertises 1: time-slice its GPU into at least 2") in err
         assert node.replicas() == {"vllm-ml": 0, "vllm-r1": 0} and node.recorded()[0] is None
     assert not sim.errors, sim.errors
+
+
+def test_a_sleepers_pod_that_was_recreated_is_put_back_asleep_by_the_active_mode(node):
+    # r1's pod is replaced (evicted, deleted by hand): the new one starts awake, needs its whole share beside
+    # the awake ml and cannot have it; `gpu-mode ml` stops it, puts ml to sleep, starts r1 alone, puts it to
+    # sleep and wakes ml again
+    (old,) = node.pods("vllm-r1")
+    node.kube.delete("v1", "Pod", old["metadata"]["name"], NS)
+    result, _ = node.switch("ml", timeout=180)
+    assert result["outcome"] == "switched"
+    assert result["plan"]["stop"] == ["vllm-r1"] and result["plan"]["standby_start"] == ["vllm-r1"]
+    assert result["plan"]["sleep"] == ["vllm-ml"] and result["plan"]["wake"] == {"vllm-ml": 1}
+    assert states(node) == {"vllm-ml": "awake", "vllm-r1": "asleep"} and node.serves() == QWEN
+    (new,) = node.pods("vllm-r1")
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]

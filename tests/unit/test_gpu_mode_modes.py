@@ -139,3 +139,11 @@ def test_a_standby_workload_that_is_awake_is_put_back_to_sleep_and_others_are_st
     assert got["sleep"] == ["vllm-r1"] and got["keep"] == {"vllm-ml": 1} and got["stop"] == ["vllm-embed"]
     got = modes.plan(standby_book(), "ml", "solo", live, asleep={"vllm-r1"})
     assert got["stop"] == ["vllm-ml", "vllm-r1"] and got["keep"] == {"vllm-embed": 1} and got["start"] == {}
+
+
+def test_a_standby_workload_that_answers_neither_way_is_restarted_asleep():
+    # r1's pod was recreated and cannot start beside ml (it crash-loops): stop it, start it alone, sleep it
+    live = {"vllm-ml": 1, "vllm-r1": 1, "vllm-embed": 0}
+    got = modes.plan(standby_book(), "ml", "ml", live, asleep=set(), unanswered={"vllm-r1"})
+    assert got["stop"] == ["vllm-r1"] and got["standby_start"] == ["vllm-r1"]
+    assert got["sleep"] == ["vllm-ml"] and got["wake"] == {"vllm-ml": 1}  # ml asleep while r1 starts

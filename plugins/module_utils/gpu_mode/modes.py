@@ -166,13 +166,15 @@ def check_mode(book, mode):
                         % (mode, book.get("node"), "; ".join(describe_modes(book))))
 
 
-def plan(book, current, target, live, asleep=(), sleepable=None):
+def plan(book, current, target, live, asleep=(), sleepable=None, unanswered=()):
     """What a switch to ``target`` does, from what really runs.
 
     ``live``: ``{deployment: spec.replicas}`` of the node's mode-bound Deployments that exist (what runs is
     read from the cluster, not assumed from the recorded mode, so a hand-scaled Deployment is stopped too).
     ``asleep``: the running Deployments whose servers all say they are asleep (``GET /is_sleeping``);
-    ``sleepable``: those that can be put to sleep (None: all).
+    ``sleepable``: those that can be put to sleep (None: all); ``unanswered``: running sleep-mode Deployments
+    with a server that answers neither way (starting, crashing: e.g. a sleeper's pod that was recreated and
+    cannot start beside the awake model), which a target keeping them in standby restarts.
 
     Returns ``{"from", "to", "stop", "start", "keep", "missing", "sleep", "wake", "standby_start",
     "keep_asleep"}``: ``stop`` leaves the GPU, ``start`` is scaled to its replicas (loads cold), ``keep``
@@ -199,9 +201,12 @@ def plan(book, current, target, live, asleep=(), sleepable=None):
     keep = dict((d, r) for d, r in wanted.items() if d not in asleep and live.get(d) == r)
     start = dict((d, r) for d, r in wanted.items() if d not in keep and d not in wake and d not in missing)
     stop.extend(d for d in start if d in asleep)  # asleep at other replicas: restarted
-    sleep = sorted(d for d in standby if d in running and d not in asleep)
+    unanswered = set(unanswered) - asleep
+    restart = sorted(d for d in standby if d in running and d in unanswered)
+    stop.extend(restart)
+    sleep = sorted(d for d in standby if d in running and d not in asleep and d not in unanswered)
     keep_asleep = sorted(d for d in standby if d in running and d in asleep)
-    standby_start = sorted(d for d in standby if d not in running and d not in missing)
+    standby_start = sorted(d for d in standby if (d not in running or d in unanswered) and d not in missing)
     if standby_start:
         for name, replicas in sorted(keep.items()):
             if can_sleep(name):

@@ -188,8 +188,9 @@ class Switch:
         deployments = self.cluster.deployments(names)
         live = dict((n, int((d.get("spec") or {}).get("replicas") or 0)) for n, d in deployments.items())
         sleepable = [n for n, d in deployments.items() if standby.sleep_info(d)]
-        self._asleep_before = self._asleep(deployments, live, sleepable)
-        plan = modes.plan(book, recorded, self.mode, live, asleep=self._asleep_before, sleepable=sleepable)
+        self._asleep_before, unanswered = self._sleep_states(deployments, live, sleepable)
+        plan = modes.plan(book, recorded, self.mode, live, asleep=self._asleep_before, sleepable=sleepable,
+                          unanswered=unanswered)
         for name in plan["sleep"] + plan["standby_start"] + list(plan["wake"]):
             if name not in sleepable:
                 raise SwitchError("mode %s keeps %s in standby, but its Deployment cannot sleep (no "
@@ -209,17 +210,21 @@ class Switch:
         lease = self.kube.get(LEASE_API, "Lease", modes.configmap_name(self.node), self.namespace)
         return lease_state(lease, time.time())[0] is not None
 
-    def _asleep(self, deployments, live, sleepable):
-        """The running sleep-mode Deployments whose servers all say they are asleep (``GET /is_sleeping``)."""
-        out = set()
+    def _sleep_states(self, deployments, live, sleepable):
+        """``(asleep, unanswered)``: the running sleep-mode Deployments whose servers all say they are asleep
+        (``GET /is_sleeping``), and those with a server that answers neither way (not loaded, crashing)."""
+        asleep, unanswered = set(), set()
         for name in sleepable:
             if not live.get(name):
                 continue
             info = standby.sleep_info(deployments[name])
             pods = [p for p in self.cluster.pods(deployments[name]) if not p["metadata"].get("deletionTimestamp")]
-            if pods and all(standby.is_sleeping(self.kube, p, info["engine_port"]) is True for p in pods):
-                out.add(name)
-        return out
+            answers = [standby.is_sleeping(self.kube, p, info["engine_port"]) for p in pods]
+            if answers and all(a is True for a in answers):
+                asleep.add(name)
+            elif not answers or None in answers:
+                unanswered.add(name)
+        return asleep, unanswered
 
     def _serving(self, plan, deployments, recorded):
         """The target mode is recorded, runs as it should (its standby asleep) and its workloads are ready:
