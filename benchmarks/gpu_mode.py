@@ -79,7 +79,7 @@ class Cluster:
                                       "proc_root": str(gpu / "proc")}))
         self.env = dict(os.environ, LD_LIBRARY_PATH=str(self.nvml_lib), FAKE_NVML_DATA=str(gpu / "nvml.txt"),
                         GPU_MODE_CONFIG=str(config))
-        result, _ = self.switch("ml")
+        result, _wall = self.switch("ml")
         assert result.get("outcome") == "switched", result
         return self
 
@@ -91,7 +91,7 @@ class Cluster:
     def switch(self, mode, *args):
         """(JSON result, wall seconds) of `gpu-mode MODE --json` run as a node process."""
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-c", CLI, mode, "--json", *args], cwd=ROOT, env=self.env,
+        proc = subprocess.run([sys.executable, "-c", CLI, mode, "--json", *args], cwd=ROOT, env=self.env, check=False,
                               capture_output=True, text=True, timeout=600)
         wall = time.monotonic() - started
         try:
@@ -175,9 +175,9 @@ def main(argv=None):
                                   args.sleep_seconds, args.wake_seconds)
         for run in standby:
             print("standby switch to %s (sleep %.1f s, wake-up %.1f s): %.2f s (+ %.2f s process start-up), total - "
-                  "sleep - wake %.2f s; phases %s" % (run["to"], args.sleep_seconds, args.wake_seconds, run["total_s"],
-                                                     run["startup_s"], run["extra_s"],
-                                                     json.dumps(run["phases"], sort_keys=True)))
+                  "sleep - wake %.2f s; phases %s" % (
+                      run["to"], args.sleep_seconds, args.wake_seconds, run["total_s"], run["startup_s"],
+                      run["extra_s"], json.dumps(run["phases"], sort_keys=True)))
     print("probe periods 1 s (the vllm role's default), time scale 1.0, gpu-mode run as a separate process")
     print("gpu_mode overhead_s=%.2f noop_s=%.2f rollback_extra_s=%.2f release_wait_s=%.3f standby_switch_s=%.2f" % (
         max(r["overhead_s"] for r in runs), max(r["noop_s"] for r in runs), rollback["extra_s"],

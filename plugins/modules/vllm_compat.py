@@ -25,7 +25,7 @@ description:
     put to sleep at that level (level 2 needs C(/collective_rpc), from 0.10.2), what each sleeper keeps on
     the GPU while asleep (per release: about 1.2 GiB, plus the weights on 0.14.0 .. 0.16.x), that the awake
     share plus the sleepers' residue plus what is in use fits the GPU, and that a level-1 sleeper's weights
-    fit its pod's memory and the node's (O(node.host_memory_mib))."
+    fit its pod's memory and the node's (C(host_memory_mib) of O(node))."
   - Each rule reads versioned data with its sources (C(plugins/module_utils/compat_data.py)) and the
     model catalog (C(plugins/module_utils/models.py)); the rules live in C(plugins/module_utils/compat.py).
   - Fails the task on verdict C(fail) unless O(fail_on=never). Never changes anything.
@@ -107,11 +107,11 @@ options:
         description: The model's maximum context, when the model is not in the catalog.
         type: int
       sleep_mode:
-        description: C(--enable-sleep-mode): the server is put to sleep (hot standby) while another mode owns the GPU.
+        description: C(--enable-sleep-mode), so the server can be put to sleep (hot standby) while another mode owns the GPU.
         type: bool
         default: false
       sleep_level:
-        description: C(1) copies the weights to host RAM and drops the KV cache; C(2) drops both (wake-up reloads the weights).
+        description: C(1) copies the weights to host RAM and drops the KV cache, C(2) drops both (wake-up reloads the weights).
         type: int
         choices: [1, 2]
         default: 1

@@ -59,12 +59,12 @@ def test_client_routes_pass_and_the_development_endpoints_do_not(gate_to, dev_se
     gate = gate_to(("127.0.0.1", upstream))
     port = gate.server_address[1]
     assert call(port, "GET", "/health")[0] == 200
-    status, _, body = call(port, "GET", "/v1/models")
+    status, _type, body = call(port, "GET", "/v1/models")
     assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == ["qwen"]
-    status, _, body = call(port, "POST", "/v1/completions", {"model": "qwen", "prompt": "hi", "max_tokens": 2})
+    status, _type, body = call(port, "POST", "/v1/completions", {"model": "qwen", "prompt": "hi", "max_tokens": 2})
     assert status == 200 and json.loads(body)["usage"]["completion_tokens"] == 2
     # vLLM's own errors pass unchanged: an unknown model is its 404 with its body
-    status, _, body = call(port, "POST", "/v1/completions", {"model": "nope", "prompt": "hi", "max_tokens": 2})
+    status, _type, body = call(port, "POST", "/v1/completions", {"model": "nope", "prompt": "hi", "max_tokens": 2})
     assert status == 404 and "does not exist" in body.decode()
     for method, path in (("POST", "/sleep?level=1"), ("POST", "/wake_up"), ("GET", "/is_sleeping"),
                          ("POST", "/reset_prefix_cache"), ("GET", "/server_info"), ("POST", "/v1/../sleep"),
@@ -105,7 +105,7 @@ def test_a_server_not_listening_yet_is_a_503_not_a_hang(gate_to):
         raise ConnectionRefusedError(111, "Connection refused")
 
     gate = gate_to(refused)
-    status, _, body = call(gate.server_address[1], "GET", "/health")
+    status, _type, body = call(gate.server_address[1], "GET", "/health")
     assert status == 503 and "not answering yet" in json.loads(body)["detail"]
 
 

@@ -69,7 +69,7 @@ def node(kube_api, kubeconfig, collection_kube, fake_nvml_lib, tmp_path, request
                           vllm_load_seconds=20, vllm_shutdown_seconds=2, vllm_overrides=overrides) as sim:
         k8s.apply_all(collection_kube, standby_manifests(**changes))
         the_node = Node(sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path, NODE, NS)
-        first, _ = the_node.switch("ml")  # the first activation: r1 started alone and put to sleep, then ml
+        first, _err = the_node.switch("ml")  # the first activation: r1 started alone and put to sleep, then ml
         assert first["outcome"] == "switched" and first["plan"]["standby_start"] == ["vllm-r1"], first
         yield the_node
     assert not sim.errors, sim.errors
@@ -111,7 +111,7 @@ def test_first_activation_leaves_ml_serving_and_r1_asleep_holding_only_its_resid
 
 def test_ml_to_r1_and_back_through_standby_wakes_the_same_processes(node):
     before = gpu_pids(node)
-    result, _ = node.switch("r1")
+    result, _err = node.switch("r1")
     assert result["outcome"] == "switched"
     assert result["plan"]["sleep"] == ["vllm-ml"] and result["plan"]["wake"] == {"vllm-r1": 1}
     assert result["plan"]["stop"] == [] and result["plan"]["start"] == {} and result["plan"]["standby_start"] == []
@@ -128,7 +128,7 @@ def test_ml_to_r1_and_back_through_standby_wakes_the_same_processes(node):
     mode, history = node.recorded()
     assert mode == "r1" and history[0]["from"] == "ml" and history[0]["outcome"] == "switched"
 
-    back, _ = node.switch("ml")
+    back, _err = node.switch("ml")
     assert back["plan"]["sleep"] == ["vllm-r1"] and back["plan"]["wake"] == {"vllm-ml": 1}
     assert node.serves() == QWEN and states(node) == {"vllm-ml": "awake", "vllm-r1": "asleep"}
     assert gpu_pids(node)["vllm-ml"][0] == before["vllm-ml"][0]
@@ -139,7 +139,7 @@ def test_the_active_server_is_asleep_and_its_memory_released_before_the_target_w
     pids = gpu_pids(node)
     ml_pid, r1_pid = pids["vllm-ml"][0], pids["vllm-r1"][0]
     mark = len(ledger.history)
-    result, _ = node.switch("r1")
+    result, _err = node.switch("r1")
     assert result["outcome"] == "switched"
     events = ledger.history[mark:]
     # ml's sleep: the shrink of its memory down to its residue
@@ -166,7 +166,7 @@ def test_waking_the_target_while_the_active_one_holds_its_share_is_what_the_orde
 @pytest.mark.faults(**{"vllm-r1": {"fail_wake": True}})  # its first pod loads, then cannot wake
 def test_a_wake_up_that_fails_falls_back_to_a_cold_start_of_that_workload(node):
     (old_pod,) = node.pods("vllm-r1")
-    result, _ = node.switch("r1", timeout=180)
+    result, _err = node.switch("r1", timeout=180)
     assert result["outcome"] == "switched"
     (cold,) = result["cold_restarts"]
     assert cold["workload"] == "vllm-r1" and "wake_up" in cold["why"] and "cumem_allocator.cpp" in cold["why"]
@@ -179,7 +179,7 @@ def test_a_wake_up_that_fails_falls_back_to_a_cold_start_of_that_workload(node):
 
 @pytest.mark.faults(later={"vllm-r1": {"crash_during_load": True}}, **{"vllm-r1": {"fail_wake": True}})
 def test_a_failed_wake_whose_cold_start_fails_too_rolls_back_to_the_previous_mode(node):
-    code, _, err = node.run("r1", timeout=180)
+    code, _out, err = node.run("r1", timeout=180)
     assert code == 1, err
     assert "rolled back to mode ml" in err and "ml awake again" in err
     assert node.serves() == QWEN and node.recorded()[0] == "ml"
@@ -195,9 +195,9 @@ def test_of_two_concurrent_switches_one_wins_and_the_node_ends_consistent(node):
         assert time.monotonic() < deadline, "the first switch never took the lock"
         time.sleep(0.01)
     # back to ml, the recorded mode, while the first switch runs: not "already serving", the lock decides
-    code, _, err = node.run("ml")
+    code, _out, err = node.run("ml")
     assert code == 3 and "another switch is running" in err, err
-    out, _ = first.communicate(timeout=120)
+    out, _err = first.communicate(timeout=120)
     assert first.returncode == 0 and json.loads(out)["outcome"] == "switched"
     assert node.recorded()[0] == "r1" and node.serves() == R1
     assert states(node) == {"vllm-ml": "asleep", "vllm-r1": "awake"}
@@ -208,7 +208,7 @@ def test_a_target_that_does_not_fit_beside_the_sleeper_is_refused_before_any_cha
     before = dict((d["metadata"]["name"], d["metadata"]["resourceVersion"])
                   for d in node.kube.items("apps/v1", "Deployment", NS))
     history = node.recorded()[1]
-    code, _, err = node.run("r1")
+    code, _out, err = node.run("r1")
     assert code == 2, err
     # r1 awake at 0.92 (11305 MiB) + ml asleep (1229 MiB) + the idle GPU's 250 MiB do not fit 12288 MiB
     assert "mode r1 does not fit node k3s-gpu-worker: vllm-r1: Free memory on device" in err
@@ -220,7 +220,7 @@ def test_a_target_that_does_not_fit_beside_the_sleeper_is_refused_before_any_cha
 
 
 def test_dry_run_shows_the_sleep_and_the_wake_up(node):
-    code, out, _ = node.run("r1", "--dry-run")
+    code, out, _err = node.run("r1", "--dry-run")
     assert code == 0
     assert "sleep: vllm-ml" in out and "wake:  vllm-r1" in out and "expected load: about 0 s" in out
     assert states(node) == {"vllm-ml": "awake", "vllm-r1": "asleep"}
@@ -250,8 +250,8 @@ def test_the_client_service_cannot_reach_the_sleep_endpoints_while_the_switcher_
                                % (NS, r1_pod["metadata"]["name"]), timeout=10)
     assert answer == {"is_sleeping": True}
     # and the NetworkPolicies that keep other pods off the engine port are in place
-    policies = dict((p["metadata"]["name"], p["spec"]) for p in node.kube.items("networking.k8s.io/v1",
-                                                                                  "NetworkPolicy", NS))
+    policies = dict((p["metadata"]["name"], p["spec"])
+                    for p in node.kube.items("networking.k8s.io/v1", "NetworkPolicy", NS))
     assert policies["vllm-r1-engine"]["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]
 
 
@@ -260,7 +260,7 @@ def test_status_shows_awake_asleep_and_the_gpu_memory_of_each_process(node):
     (gpu,) = data["gpus"]
     by_pod = dict((p["pod"].split("/")[1].rsplit("-", 2)[0], p["used_mib"]) for p in gpu["processes"] if p["pod"])
     assert set(by_pod) == {"vllm-ml", "vllm-r1"} and by_pod["vllm-r1"] <= 1229 + 64
-    code, out, _ = node.run("status")
+    code, out, _err = node.run("status")
     assert code == 0
     assert "vllm-ml" in out and "awake" in out and "asleep" in out and "standby in ml" in out
 
@@ -275,7 +275,7 @@ def test_a_concurrent_client_request_is_not_cut_off_by_a_standby_switch(node):
 
     client = threading.Thread(target=long_request)
     client.start()
-    result, _ = node.switch("r1")
+    result, _err = node.switch("r1")
     client.join(30)
     assert answers and answers[0]["usage"]["completion_tokens"] >= 1
     assert result["outcome"] == "switched"
@@ -291,7 +291,7 @@ def test_level_2_wakes_the_weights_reloads_them_then_the_kv_cache(node):
     # files (POST /collective_rpc reload_weights), then maps the KV cache
     (r1_pod,) = node.pods("vllm-r1")
     assert states(node) == {"vllm-ml": "awake", "vllm-r1": "asleep"}
-    result, _ = node.switch("r1")
+    result, _err = node.switch("r1")
     assert result["outcome"] == "switched" and not result.get("cold_restarts")
     assert node.serves() == R1
     logs = "\n".join(node.kube.logs(NS, r1_pod["metadata"]["name"], container="vllm", tail=200))
@@ -312,7 +312,7 @@ def test_a_mode_that_keeps_more_pods_than_the_node_has_gpus_for_is_refused_befor
                           vllm_load_seconds=20) as sim:
         k8s.apply_all(collection_kube, standby_manifests())
         node = Node(sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path, NODE, NS)
-        code, _, err = node.run("ml")
+        code, _out, err = node.run("ml")
         assert code == 2, err
         assert ("mode ml keeps 2 pods resident (vllm-ml awake, vllm-r1 asleep) requesting 2 nvidia.com/gpu, but the "
                 "node advertises 1: time-slice its GPU into at least 2") in err
@@ -326,7 +326,7 @@ def test_a_sleepers_pod_that_was_recreated_is_put_back_asleep_by_the_active_mode
     # sleep and wakes ml again
     (old,) = node.pods("vllm-r1")
     node.kube.delete("v1", "Pod", old["metadata"]["name"], NS)
-    result, _ = node.switch("ml", timeout=180)
+    result, _err = node.switch("ml", timeout=180)
     assert result["outcome"] == "switched"
     assert result["plan"]["stop"] == ["vllm-r1"] and result["plan"]["standby_start"] == ["vllm-r1"]
     assert result["plan"]["sleep"] == ["vllm-ml"] and result["plan"]["wake"] == {"vllm-ml": 1}

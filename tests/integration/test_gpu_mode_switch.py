@@ -55,7 +55,7 @@ def node(kube_api, kubeconfig, collection_kube, fake_nvml_lib, tmp_path, request
                           vllm_load_seconds=20, vllm_shutdown_seconds=2, vllm_overrides=overrides) as sim:
         k8s.apply_all(collection_kube, homelab_manifests(**changes))
         the_node = Node(sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path, NODE, NS)
-        result, _ = the_node.switch("ml")  # what site.yml's activation does on a fresh cluster
+        result, _err = the_node.switch("ml")  # what site.yml's activation does on a fresh cluster
         assert result["outcome"] == "switched"
         yield the_node
     assert not sim.errors, sim.errors
@@ -73,7 +73,7 @@ def test_ml_to_r1_and_back_waits_for_the_memory_before_starting_the_next(node):
     # the order that matters: ml's memory was released (after its process exited) before r1 allocated any
     released = ledger.released_at(ml_pid)
     (r1_pid,) = [p.pid for p in ledger.processes(0)]
-    first_allocation = min(t for t, event, pid, _ in ledger.history if pid == r1_pid and event == "allocate")
+    first_allocation = min(t for t, event, pid, _detail in ledger.history if pid == r1_pid and event == "allocate")
     assert released is not None and released < first_allocation
     assert result["release"]["released_at"] >= released  # the switcher saw it, not assumed it
     for phase in ("validate", "lock", "drain", "stop", "release", "start", "health", "record"):
@@ -81,13 +81,13 @@ def test_ml_to_r1_and_back_waits_for_the_memory_before_starting_the_next(node):
     mode, history = node.recorded()
     assert mode == "r1" and history[0]["from"] == "ml" and history[0]["outcome"] == "switched"
 
-    back, _ = node.switch("ml")
+    back, _err = node.switch("ml")
     assert back["outcome"] == "switched" and node.serves() == ["Qwen/Qwen3-8B-AWQ", "vllm-qwen"]
     assert node.recorded()[0] == "ml"
 
 
 def test_off_frees_the_gpu_and_a_switch_back_serves_again(node):
-    result, _ = node.switch("off")
+    result, _err = node.switch("off")
     assert result["plan"]["stop"] == ["vllm-ml"] and result["plan"]["start"] == {}
     assert node.replicas() == {"vllm-ml": 0, "vllm-r1": 0}
     assert node.ledger().used_mib(0) == 0 and node.serves() is None
@@ -96,7 +96,7 @@ def test_off_frees_the_gpu_and_a_switch_back_serves_again(node):
 
 
 def test_an_unknown_mode_lists_the_valid_ones_and_changes_nothing(node):
-    code, _, err = node.run("r2")
+    code, _out, err = node.run("r2")
     assert code == 2
     assert "unknown mode 'r2' for node k3s-gpu-worker; valid modes: ml (default):" in err
     assert "off: no model; the GPU is free" in err and "r1: casperhansen" in err
@@ -105,14 +105,14 @@ def test_an_unknown_mode_lists_the_valid_ones_and_changes_nothing(node):
 
 def test_switching_to_the_active_serving_mode_changes_nothing(node):
     before = node.kube.get("apps/v1", "Deployment", "vllm-ml", NS)["metadata"]["resourceVersion"]
-    result, _ = node.switch("ml")
+    result, _err = node.switch("ml")
     assert result["outcome"] == "unchanged" and result["changed"] is False
     assert node.kube.get("apps/v1", "Deployment", "vllm-ml", NS)["metadata"]["resourceVersion"] == before
     assert len(node.recorded()[1]) == 1  # no history entry for a no-op
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(node):
-    code, out, _ = node.run("r1", "--dry-run")
+    code, out, _err = node.run("r1", "--dry-run")
     assert code == 0
     assert "k3s-gpu-worker: ml -> r1 (dry run: nothing changed)" in out
     assert "stop:  vllm-ml" in out and "start: vllm-r1 x1" in out and "expected load: about 90 s" in out
@@ -121,7 +121,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(node):
 
 @pytest.mark.catalog(r1={"max_model_len": 131072})
 def test_a_mode_that_does_not_fit_is_refused_before_anything_changes(node):
-    code, _, err = node.run("r1")
+    code, _out, err = node.run("r1")
     assert code == 2
     assert "mode r1 does not fit node k3s-gpu-worker: vllm-r1: The model's max seq len (131072) is larger than" in err
     assert node.replicas() == {"vllm-ml": 1, "vllm-r1": 0} and node.serves() is not None
@@ -141,7 +141,7 @@ def test_a_target_that_crashes_while_loading_is_rolled_back(node):
 
 @pytest.mark.faults(**{"vllm-r1": {"hang": True}})
 def test_a_target_that_never_becomes_healthy_times_out_and_is_rolled_back(node):
-    code, _, err = node.run("r1", "--timeout", "3", timeout=180)
+    code, _out, err = node.run("r1", "--timeout", "3", timeout=180)
     assert code == 1, err
     assert "not ready before the deadline: vllm-r1" in err and "rolled back to mode ml" in err
     assert node.serves() == ["Qwen/Qwen3-8B-AWQ", "vllm-qwen"]
@@ -156,7 +156,7 @@ def test_memory_that_is_never_released_fails_clearly_and_restores_the_previous_m
     ledger = node.ledger()
     (ml_pid,) = [p.pid for p in ledger.processes(0)]
     ledger.stick(ml_pid)  # a zombie keeps the device: its memory stays after the process exits
-    code, _, err = node.run("r1", "--release-timeout", "3", timeout=180)
+    code, _out, err = node.run("r1", "--release-timeout", "3", timeout=180)
     assert code == 1, err
     assert "failed in phase release" in err
     assert "pid %d python3" % ml_pid in err and "exited, memory not released yet" in err
@@ -173,10 +173,10 @@ def test_of_two_concurrent_switches_one_wins_and_the_other_names_it(node):
                {}).get("holderIdentity"):
         assert time.monotonic() < deadline, "the first switch never took the lock"
         time.sleep(0.02)
-    code, _, err = node.run("off")
+    code, _out, err = node.run("off")
     assert code == 3
     assert "another switch is running" in err and "held by" in err
-    out, _ = first.communicate(timeout=120)
+    out, _err = first.communicate(timeout=120)
     assert first.returncode == 0 and json.loads(out)["outcome"] == "switched"
     assert node.recorded()[0] == "r1" and node.replicas() == {"vllm-ml": 0, "vllm-r1": 1}
 
@@ -186,7 +186,7 @@ def test_a_stale_lease_of_a_crashed_switcher_is_taken_over(node):
     lease["spec"].update(holderIdentity="crashed@elsewhere pid 1", leaseDurationSeconds=5,
                          renewTime="2026-01-01T00:00:00.000000Z")
     node.kube.request("PUT", node.kube.path("coordination.k8s.io/v1", "Lease", NS, "gpu-mode-" + NODE), body=lease)
-    result, _ = node.switch("r1")
+    result, _err = node.switch("r1")
     assert result["outcome"] == "switched"
     spec = node.kube.get("coordination.k8s.io/v1", "Lease", "gpu-mode-" + NODE, NS)["spec"]
     assert spec.get("holderIdentity") is None and spec["leaseTransitions"] >= 1
@@ -204,7 +204,7 @@ def test_a_switch_waits_for_a_request_in_flight_and_takes_the_pod_out_of_the_ser
     client = threading.Thread(target=long_request)
     client.start()
     time.sleep(0.3)
-    result, _ = node.switch("r1")
+    result, _err = node.switch("r1")
     client.join(10)
     # the answer was not cut off: it arrived whole (a stream cut mid-way fails the request instead)
     assert answers and answers[0]["choices"][0]["finish_reason"] in ("stop", "length")
@@ -214,7 +214,7 @@ def test_a_switch_waits_for_a_request_in_flight_and_takes_the_pod_out_of_the_ser
 
 def test_the_vllm_roles_next_run_after_a_switch_changes_nothing_and_keeps_the_mode(node):
     assert node.switch("r1")[0]["outcome"] == "switched"
-    results, _ = k8s.apply_all(node.kube, homelab_manifests())  # what site.yml's vllm role applies
+    results, _applied = k8s.apply_all(node.kube, homelab_manifests())  # what site.yml's vllm role applies
     assert [r["name"] for r in results if r["changed"]] == []
     assert node.replicas() == {"vllm-ml": 0, "vllm-r1": 1} and node.recorded()[0] == "r1"
     assert node.serves() == ["casperhansen/deepseek-r1-distill-qwen-7b-awq", "vllm-r1"]

@@ -47,11 +47,11 @@ def test_sleep_facts_follow_the_releases_read():
 
 
 def test_residue_is_the_release_figure_plus_the_weights_where_the_release_keeps_them():
-    model, _ = compat.normalize_model(dict(QWEN))
+    model, _entry = compat.normalize_model(dict(QWEN))
     assert compat.sleep_residue_mib("0.8.5.post1", model) == 1229
     # 0.14.0 keeps Qwen3-8B-AWQ's 5.7 GiB (5837 MiB, the catalog's weights_gib) on the GPU as well
     assert compat.sleep_residue_mib("0.14.0", model) == 1229 + 5837
-    model, _ = compat.normalize_model(dict(QWEN, sleep_residue_mib=900))
+    model, _entry = compat.normalize_model(dict(QWEN, sleep_residue_mib=900))
     assert compat.sleep_residue_mib("0.14.0", model) == 900  # the entry's own figure wins
 
 
@@ -117,8 +117,8 @@ def test_a_level_1_pod_whose_memory_cannot_hold_the_weights_fails():
     assert "copies Qwen/Qwen3-8B-AWQ's weights (5837 MiB) to pinned host RAM: the pod's memory (8192 MiB)" in \
         reason["message"]
     assert reason["fix"] == "memory and memory_limit: 10Gi (or more), or sleep_level: 2"
-    assert "host_memory_insufficient" not in codes(compat.check(OLD, RTX3060, dict(QWEN, host_memory_mib=8192,
-                                                                                    sleep_level=2)))
+    level2 = compat.check(OLD, RTX3060, dict(QWEN, host_memory_mib=8192, sleep_level=2))
+    assert "host_memory_insufficient" not in codes(level2)
 
 
 def test_the_sleepers_must_fit_the_nodes_host_memory():

@@ -125,6 +125,6 @@ def check_mode_fit(facts_fn, book, mode, deployments, cluster, proc_root="/proc"
                                "nvidia_device_plugin_configs, e.g. {ts%d: {replicas: %d}}, picked by the node's "
                                "k3s_gpu_worker_device_plugin_config)"
                                % (mode, len(infos), ", ".join("%s %s" % (n, "asleep" if n in sleepers else "awake")
-                                                             for n in sorted(infos)),
+                                                              for n in sorted(infos)),
                                   wanted, gpu_slots, wanted, wanted, wanted)})
     return out

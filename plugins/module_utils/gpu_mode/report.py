@@ -182,7 +182,7 @@ def switch_text(result):
                          (["  sleep: %s" % ", ".join(plan["sleep"])] if plan.get("sleep") else []) +
                          (["  wake:  %s" % ", ".join(sorted(plan["wake"]))] if plan.get("wake") else []) +
                          (["  start asleep: %s" % ", ".join(plan["standby_start"])] if plan.get("standby_start") else []) +
-                         (["  asleep: %s" % ", ".join(plan["keep_asleep"])] if plan.get("keep_asleep") else []) + [
-                          "  expected load: about %.0f s" % (result.get("expected_load_seconds") or 0)])
+                         (["  asleep: %s" % ", ".join(plan["keep_asleep"])] if plan.get("keep_asleep") else []) +
+                         ["  expected load: about %.0f s" % (result.get("expected_load_seconds") or 0)])
     return "%s %s in %.1f s (%s)" % (head, result.get("outcome"), result.get("total_seconds") or 0,
                                      _phases(result.get("phases") or {}))

@@ -55,8 +55,8 @@ def sleep_info(deployment):
 
 def pod_path(pod, port, path):
     meta = pod["metadata"]
-    return "/api/v1/namespaces/%s/pods/%s:%s/proxy%s" % (quote(meta["namespace"], safe=""),
-                                                        quote(meta["name"], safe=""), port, path)
+    return "/api/v1/namespaces/%s/pods/%s:%s/proxy%s" % (
+        quote(meta["namespace"], safe=""), quote(meta["name"], safe=""), port, path)
 
 
 def pod_fetch(kube, pod, port):
@@ -69,8 +69,8 @@ def pod_fetch(kube, pod, port):
         except Exception as exc:  # pylint: disable=broad-except  # KubeError, transport errors: nothing answered
             raise health.FetchError(str(exc))
 
-    fetch.where = "pod %s/%s port %s through the API proxy" % (pod["metadata"]["namespace"], pod["metadata"]["name"],
-                                                              port)
+    fetch.where = "pod %s/%s port %s through the API proxy" % (
+        pod["metadata"]["namespace"], pod["metadata"]["name"], port)
     return fetch
 
 
