@@ -807,6 +807,27 @@ def compat_model(entry, settings=None):
     return model
 
 
+def standby_beside(name, node_modes, entries, default_image):
+    """The sleepers a GPU node's modes (``node_modes``: its ``gpu_modes`` as the inventory writes them) keep resident beside
+    catalog entry ``name`` while it is awake, over every mode that runs it: the ``standby`` option of
+    ``baremetal.gpu.vllm_compat`` (``[{name, image, model}]``). [] when no mode keeps any."""
+    entries = [e for e in entries or [] if isinstance(e, dict) and e.get("name")]
+    by_name = dict((e["name"], e) for e in entries)
+    found, _default, _problems = gpu_modes.normalize_inventory_modes(node_modes or {}, set(by_name)) \
+        if isinstance(node_modes, dict) else ({}, None, [])
+    out = {}
+    for spec in found.values():
+        if name not in spec["workloads"]:
+            continue
+        for sleeper in spec.get("standby") or {}:
+            if sleeper in by_name and sleeper != name:
+                entry = by_name[sleeper]
+                out[sleeper] = {"name": sleeper, "image": entry.get("image") or default_image,
+                                "model": compat_model(dict(entry, model=entry.get("model_id") or entry["model"],
+                                                           sleep_mode=True))}
+    return [out[k] for k in sorted(out)]
+
+
 def plan(catalog, settings):
     """The catalog expanded for deployment; raises CatalogError listing every problem.
 

@@ -131,3 +131,11 @@ def test_quantities_in_mib():
     assert catalog.quantity_mib("16G") == pytest.approx(15258.79, abs=0.01)
     assert catalog.quantity_mib("1073741824") == 1024
     assert catalog.quantity_mib("") is None
+
+
+def test_the_sleepers_kept_beside_an_entry_while_it_is_awake():
+    modes = standby_nodes()[0]["modes"]
+    (r1,) = catalog.standby_beside("ml", modes, [dict(QWEN), dict(R1)], "vllm/vllm-openai:v0.8.5.post1")
+    assert r1["name"] == "r1" and r1["image"] == "vllm/vllm-openai:v0.8.5.post1"
+    assert r1["model"]["sleep_mode"] is True and r1["model"]["name"] == "casperhansen/deepseek-r1-distill-qwen-7b-awq"
+    assert catalog.standby_beside("ml", {"ml": {"default": True, "workloads": ["ml"]}}, [dict(QWEN)], "x") == []
