@@ -181,8 +181,9 @@ def test_the_module_judges_an_awake_share_beside_a_sleeper():
 
 
 def test_preflight_judges_each_workload_beside_what_its_modes_keep_asleep():
-    facts = {"driver_version": "570.195.03", "gpus": [{"name": "NVIDIA GeForce RTX 3060", "compute_capability": "8.6",
-                                                        "memory_total_mib": 12288, "memory_used_mib": 250}]}
+    gpu = {"name": "NVIDIA GeForce RTX 3060", "compute_capability": "8.6", "memory_total_mib": 12288,
+           "memory_used_mib": 250}
+    facts = {"driver_version": "570.195.03", "gpus": [gpu]}
     local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
              "preflight_node_facts": facts}
     inventory = pathlib.Path(__file__).resolve().parents[2] / "inventories" / "examples" / "homelab-standby"
