@@ -8,7 +8,10 @@ import pathlib
 import subprocess
 import sys
 
+import yaml
+
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
+from tests.harness.role_render import INVENTORIES, render
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLI = "import sys; sys.path[:0] = ['.', '.collections']\n" \
@@ -65,3 +68,17 @@ class Node:
 
     def ledger(self):
         return self.sim.ledger(self.name)
+
+
+def inventory_manifests(inventory, **catalog_changes):
+    """The vllm role's manifests for one of role_render's INVENTORIES, with catalog entries changed
+    (``ml={"gpu_memory_utilization": 0.4}``) and no image pre-pull DaemonSets."""
+    catalog = yaml.safe_load((INVENTORIES[inventory] / "group_vars" / "all.yml").read_text())["vllm_catalog"]
+    catalog = [dict(entry, **catalog_changes.get(entry["name"], {})) for entry in catalog]
+    return render(inventory, {"vllm_catalog": catalog, "vllm_prepull": False}).manifests
+
+
+def marked(request, name):
+    """The keyword arguments of a test's ``name`` mark (``@pytest.mark.catalog(ml={...})``), or {}."""
+    marker = request.node.get_closest_marker(name)
+    return dict(marker.kwargs) if marker else {}

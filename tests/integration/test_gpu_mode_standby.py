@@ -16,9 +16,8 @@ import time
 import pytest
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
-from tests.harness.gpu_mode_node import Node
+from tests.harness.gpu_mode_node import Node, inventory_manifests, marked
 from tests.harness.kubelet import KubeletSimulator, NodeSpec
-from tests.harness.role_render import INVENTORIES, render
 
 NODE = "k3s-gpu-worker"
 NS = "ml"
@@ -31,24 +30,14 @@ pytestmark = pytest.mark.slow
 
 
 def standby_manifests(**catalog_changes):
-    import yaml
-
-    inventory = yaml.safe_load((INVENTORIES["homelab-standby"] / "group_vars" / "all.yml").read_text())
-    catalog = [dict(entry, **catalog_changes.get(entry["name"], {})) for entry in inventory["vllm_catalog"]]
-    return render("homelab-standby", {"vllm_catalog": catalog, "vllm_prepull": False}).manifests
-
-
-def marked(request, name):
-    marker = request.node.get_closest_marker(name)
-    return dict(marker.kwargs) if marker else {}
+    return inventory_manifests("homelab-standby", **catalog_changes)
 
 
 @pytest.fixture
 def node(kube_api, kubeconfig, collection_kube, fake_nvml_lib, tmp_path, request):
     """Marks as in test_gpu_mode_switch: ``catalog(entry={key: value})``, ``gpu(**NodeSpec keywords)``,
-    ``faults(deployment={FakeVLLMServer
-    keywords})`` for every pod of a Deployment, ``faults(later={deployment: {...}})`` more for the pods that
-    replace its first one (the one the first activation starts)."""
+    ``faults(deployment={FakeVLLMServer keywords})`` for every pod of a Deployment, ``faults(later={deployment:
+    {...}})`` more for the pods that replace its first one (the one the first activation starts)."""
     changes = marked(request, "catalog")
     faults = marked(request, "faults")
     later = faults.pop("later", {})

@@ -8,35 +8,24 @@ starts from mode ml active and serving.
 """
 
 import json
-import pathlib
 import threading
 import time
 
 import pytest
-import yaml
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
-from tests.harness.gpu_mode_node import Node
+from tests.harness.gpu_mode_node import Node, inventory_manifests, marked
 from tests.harness.kubelet import KubeletSimulator, NodeSpec
-from tests.harness.role_render import render
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE = "k3s-gpu-worker"
 NS = "ml"
 SCALE = 0.05  # simulated seconds -> real: a 1 s probe period lasts 50 ms, a 20 s model load 1 s
-HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
 
 pytestmark = pytest.mark.slow
 
 
 def homelab_manifests(**catalog_changes):
-    catalog = [dict(entry, **catalog_changes.get(entry["name"], {})) for entry in HOMELAB["vllm_catalog"]]
-    return render("homelab", {"vllm_catalog": catalog, "vllm_prepull": False}).manifests
-
-
-def marked(request, name):
-    marker = request.node.get_closest_marker(name)
-    return dict(marker.kwargs) if marker else {}
+    return inventory_manifests("homelab", **catalog_changes)
 
 
 @pytest.fixture
