@@ -204,6 +204,11 @@ def test_a_target_that_does_not_fit_beside_the_sleeper_is_refused_before_any_cha
     assert "vllm-ml (asleep, 1229 MiB)" in err
     assert states(node) == {"vllm-ml": "awake", "vllm-r1": "asleep"} and node.serves() == QWEN
     assert node.recorded()[1] == history
+    # `gpu-mode list` gives the same verdict, per mode
+    code, out, err = node.run("list", "--json")
+    assert code == 0, err
+    fits = dict((m["mode"], (m["fit"], m["why"])) for m in json.loads(out)["modes"])
+    assert fits["ml"][0] in ("ok", "warn") and fits["r1"][0] == "fail" and "vllm-ml (asleep, 1229 MiB)" in fits["r1"][1]
     assert before == dict((d["metadata"]["name"], d["metadata"]["resourceVersion"])
                           for d in node.kube.items("apps/v1", "Deployment", NS))
 
