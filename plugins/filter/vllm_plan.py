@@ -44,6 +44,10 @@ EXAMPLES = r"""
 - name: The model option of baremetal.gpu.vllm_compat for a catalog entry
   ansible.builtin.debug:
     msg: "{{ vllm_catalog[0] | baremetal.gpu.vllm_compat_model }}"
+
+- name: The sleepers this node's GPU modes keep beside that entry (vllm_compat's standby option)
+  ansible.builtin.debug:
+    msg: "{{ vllm_catalog[0] | baremetal.gpu.vllm_compat_standby(gpu_modes, vllm_catalog, vllm_image) }}"
 """
 
 RETURN = r"""
@@ -72,6 +76,17 @@ def vllm_compat_model(entry):
     return catalog.compat_model(entry)
 
 
+def vllm_compat_standby(entry, gpu_modes, entries, default_image):
+    """``entry | baremetal.gpu.vllm_compat_standby(gpu_modes, vllm_catalog, vllm_image)``: the ``standby`` option
+    of ``baremetal.gpu.vllm_compat``, the sleepers the node's modes keep beside the entry while it is awake."""
+    if not isinstance(entry, dict):
+        raise AnsibleFilterError("vllm_compat_standby needs a catalog entry, got %r" % (entry,))
+    if not entry.get("name"):
+        return []
+    return catalog.standby_beside(entry["name"], gpu_modes, list(entries or []), default_image)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"vllm_plan": vllm_plan, "vllm_compat_model": vllm_compat_model}
+        return {"vllm_plan": vllm_plan, "vllm_compat_model": vllm_compat_model,
+                "vllm_compat_standby": vllm_compat_standby}

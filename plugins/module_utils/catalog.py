@@ -34,6 +34,7 @@ import math
 import re
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import compat
+from ansible_collections.baremetal.gpu.plugins.module_utils import compat_data
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import modes as gpu_modes
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import state as gpu_state
 
@@ -73,7 +74,17 @@ FLAG_KEYS = {
     "--kv-cache-dtype": "kv_cache_dtype",
     "--tokenizer": "tokenizer",
     "--override-generation-config": "generation_config",
+    "--enable-sleep-mode": "sleep_mode",
 }
+
+# A sleep-mode server: vLLM's development endpoints are on, so vLLM listens on its own port (the engine
+# port, which no Service targets) and the API gate (files/api_gate.py), a second container, serves the
+# client port with the OpenAI-compatible routes only.
+GATE_CONTAINER = "api-gate"
+GATE_MOUNT = "/opt/baremetal-gpu-gate"
+GATE_SCRIPT = "api_gate.py"
+ENGINE_PORT_NAME = "engine"
+DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 
 # Structured keys that become ``--flag value`` in this order (after --model, names, host and port).
 VALUE_FLAGS = (("tokenizer", "--tokenizer"), ("dtype", "--dtype"), ("quantization", "--quantization"),
@@ -100,6 +111,8 @@ JSON_PROBE_SCRIPT = (
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_QUANTITY_BYTES = {"": 1, "m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+                   "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4, "Pi": 1024 ** 5, "Ei": 1024 ** 6}
 
 
 class CatalogError(ValueError):
@@ -167,6 +180,28 @@ def _together(a, b, bound, groups):
     if bound.get(a) is None or bound.get(b) is None or bound[a]["name"] != bound[b]["name"]:
         return True
     return any(a in group and b in group for group in groups)
+
+
+def quantity_mib(value):
+    """A Kubernetes memory quantity (``16Gi``, ``17179869184``, ``16G``) in MiB; None for none or ``""``."""
+    if value in (None, ""):
+        return None
+    match = _QUANTITY.match(str(value))
+    if not match:
+        raise ValueError("%r is not a Kubernetes quantity" % (value,))
+    number = str(value)[:len(str(value)) - len(match.group(2) or "")]
+    return float(number) * _QUANTITY_BYTES[match.group(2) or ""] / 1024.0 ** 2
+
+
+def _sleeps(entry):
+    return bool(entry.get("sleep_mode"))
+
+
+def _pod_memory_mib(entry, settings):
+    """What the pod may use on the host: its memory limit, else its request (MiB)."""
+    limit = quantity_mib(_entry_get(entry, "memory_limit", settings))
+    request = quantity_mib(_entry_get(entry, "memory", settings))
+    return limit if limit is not None else request
 
 
 def _service_of(entry, settings):
@@ -293,6 +328,58 @@ def _entry_problems(entry, where, settings):
     container = entry.get("container_name")
     if container is not None and not _DNS_LABEL.match(str(container)):
         out.append("%s: container_name %r must be a DNS label" % (where, container))
+    if container == GATE_CONTAINER and _sleeps(entry):
+        out.append("%s: container_name %s is the API gate's, which sleep_mode adds" % (where, GATE_CONTAINER))
+    out.extend(_sleep_problems(entry, where, settings))
+    return out
+
+
+def _sleep_problems(entry, where, settings):
+    """sleep_mode: a vLLM server, a release that can sleep at the level, an engine port of its own, and a pod
+    whose memory holds what a level-1 sleep copies to host RAM."""
+    if not _sleeps(entry):
+        if entry.get("sleep_level") is not None or entry.get("sleep_residue_mib") is not None:
+            return ["%s: sleep_level and sleep_residue_mib need sleep_mode: true" % where]
+        return []
+    out = []
+    if (entry.get("server") or "vllm") != "vllm":
+        return ["%s: sleep_mode is vLLM's (--enable-sleep-mode): it needs server: vllm" % where]
+    if (entry.get("health") or {}).get("kind") not in (None, "vllm"):
+        out.append("%s: sleep_mode needs health kind vllm (the switcher checks /health, /v1/models and a completion)"
+                   % where)
+    if DEV_MODE_ENV in (entry.get("env") or {}):
+        out.append("%s: env must not set %s: sleep_mode sets it (to 1, for the sleep endpoints)" % (where, DEV_MODE_ENV))
+    port = int(_entry_get(entry, "port", settings))
+    engine = int(_entry_get(entry, "engine_port", settings))
+    if engine == port:
+        out.append("%s: engine_port %d must differ from port (the client port the API gate serves)" % (where, engine))
+    level = int(_entry_get(entry, "sleep_level", settings))
+    model, _known = compat.normalize_model(dict(compat_model(dict(entry, model=entry.get("model_id") or entry["model"])),
+                                                sleep_mode=True, sleep_level=level))
+    version = compat.image_info_from_data(entry.get("image") or settings["image"]).get("vllm_version")
+    facts = compat.sleep_facts(version)
+    if facts["supported"] is False:
+        out.append("%s: sleep_mode: vLLM %s predates the sleep endpoints the collection drives (%s or newer)"
+                   % (where, version, compat_data.VLLM_SLEEP_MIN))
+    elif level == 2 and facts["level2"] is False:
+        out.append("%s: sleep_level 2 drops the weights and vLLM %s cannot reload them (no /collective_rpc before %s): "
+                   "use sleep_level 1 or a newer image" % (where, version, compat_data.VLLM_SLEEP_LEVEL2_MIN))
+    if level == 1 and not facts["keeps_weights"]:
+        weights = compat.weights_mib(model)
+        if weights is None:
+            out.append("%s: sleep_level 1 copies the weights to host RAM: give weights_gib (or params_b) so that the "
+                       "pod's memory can be checked against them" % where)
+        else:
+            need = weights + float(_entry_get(entry, "sleep_host_overhead_gib", settings)) * 1024
+            gib = int(math.ceil(need / 1024.0))
+            for key in ("memory", "memory_limit"):
+                have = quantity_mib(_entry_get(entry, key, settings))
+                if have is not None and have < need:
+                    out.append("%s: sleep_level 1 copies the weights (%d MiB) to pinned host RAM: %s %s (%d MiB) must hold "
+                               "them plus %s GiB for the server, %d MiB: set %s: %dGi, or sleep_level: 2"
+                               % (where, weights, key, _entry_get(entry, key, settings), have,
+                                  format_number(float(_entry_get(entry, "sleep_host_overhead_gib", settings))),
+                                  need, key, gib))
     return out
 
 
@@ -331,8 +418,15 @@ def problems(catalog, settings):
                 out.append("vllm_catalog entry %s: fallback names the entry itself" % entry.get("name"))
     if out:
         return out
-    bound, _books, groups, mode_problems = _bindings(catalog, settings)
+    bound, books, groups, mode_problems = _bindings(catalog, settings)
     out.extend(mode_problems)
+    standby = set(d for book in books.values() for spec in book["modes"].values() for d in spec.get("standby") or {})
+    for entry in catalog:
+        if settings["name_prefix"] + entry["name"] in standby and not _sleeps(entry):
+            modes_of = sorted("%s of node %s" % (m, n) for n, book in books.items() for m, spec in book["modes"].items()
+                              if settings["name_prefix"] + entry["name"] in (spec.get("standby") or {}))
+            out.append("vllm_catalog entry %s is kept in standby (mode %s) but cannot sleep: set sleep_mode: true"
+                       % (entry["name"], ", ".join(modes_of)))
     out.extend(_shared_problems(catalog, settings, bound, groups))
     return out
 
@@ -401,7 +495,8 @@ def vllm_args(entry, settings):
     names = served_model_names(entry)
     if names:
         args += ["--served-model-name"] + names
-    args += ["--host", "0.0.0.0", "--port", str(_entry_get(entry, "port", settings))]
+    port = _entry_get(entry, "engine_port", settings) if _sleeps(entry) else _entry_get(entry, "port", settings)
+    args += ["--host", "0.0.0.0", "--port", str(port)]
     for key, flag in VALUE_FLAGS:
         value = entry.get(key)
         if value is not None and value != "":
@@ -410,6 +505,8 @@ def vllm_args(entry, settings):
         args.append("--enforce-eager")
     if entry.get("trust_remote_code"):
         args.append("--trust-remote-code")
+    if _sleeps(entry):
+        args.append("--enable-sleep-mode")
     if entry.get("generation_config"):
         args += ["--override-generation-config", json.dumps(entry["generation_config"], sort_keys=True)]
     return args + [str(a) for a in entry.get("args") or []]
@@ -431,7 +528,7 @@ def startup_budget(entry, settings):
     return int(max(float(settings["startup_min_seconds"]), math.ceil(load * float(settings["startup_factor"]))))
 
 
-def _probes(entry, settings, health, port):
+def _probes(entry, settings, health, port, port_name="http"):
     """startupProbe, readinessProbe and livenessProbe objects of the server container.
 
     Startup and readiness run every ``probe_period_seconds`` (1 s by default: ``/health`` is cheap, and
@@ -442,7 +539,7 @@ def _probes(entry, settings, health, port):
     period = int(_entry_get(entry, "probe_period_seconds", settings))
     timeout = max(1, min(period, 5))
     budget = startup_budget(entry, settings)
-    http = {"httpGet": {"path": health["path"], "port": "http"}}
+    http = {"httpGet": {"path": health["path"], "port": port_name}}
     ready = http
     if health["exec"]:
         url = "http://127.0.0.1:%d%s" % (port, health["path"])
@@ -467,6 +564,8 @@ def _probes(entry, settings, health, port):
 
 def _env(entry, cache, offline, hf_secret):
     env = []
+    if _sleeps(entry):
+        env.append({"name": DEV_MODE_ENV, "value": "1"})  # /sleep, /wake_up, /is_sleeping, /collective_rpc
     if hf_secret:
         env.append({"name": "HF_TOKEN", "secret": hf_secret, "key": "token"})
     if cache["type"] != "none" and cache["mount_path"].rstrip("/").endswith(".cache/huggingface"):
@@ -523,7 +622,10 @@ def _container(entry, server, settings, model, cache):
     command = [str(c) for c in entry.get("command") or []]
     args = vllm_args(entry, settings) if server == "vllm" else [str(a) for a in entry.get("args") or []]
     name = entry.get("container_name") or ("vllm" if server == "vllm" else "server")
+    sleeps = _sleeps(entry)
     return {"name": name, "command": command, "args": args,
+            "port_name": ENGINE_PORT_NAME if sleeps else "http",
+            "port": int(_entry_get(entry, "engine_port" if sleeps else "port", settings)),
             "download_args": ["--repo", entry.get("model_id") or model, "--cache-dir", cache["mount_path"]] + (
                 ["--local-dir", model] if model.startswith("/") else [])}
 
@@ -586,8 +688,8 @@ def workload(entry, settings, node=None):
         ANNOTATION_PREFIX + "service-port": str(service["port"]),
         ANNOTATION_PREFIX + "port": str(port),
         ANNOTATION_PREFIX + "load-seconds": format_number(float(_entry_get(entry, "load_seconds", settings))),
-        ANNOTATION_PREFIX + "compat": json.dumps({"image": image, "model": compat_model(dict(entry, model=model_id))},
-                                                 sort_keys=True),
+        ANNOTATION_PREFIX + "compat": json.dumps({"image": image, "model": compat_model(dict(entry, model=model_id),
+                                                                                        settings)}, sort_keys=True),
     }
     if health["field"]:
         annotations[ANNOTATION_PREFIX + "health-field"] = health["field"]
@@ -596,6 +698,11 @@ def workload(entry, settings, node=None):
         annotations[ANNOTATION_PREFIX + "replicas-manager"] = gpu_state.FIELD_MANAGER
     if entry.get("fallback"):
         annotations[ANNOTATION_PREFIX + "fallback"] = settings["name_prefix"] + entry["fallback"]
+    sleep = _sleep_of(entry, settings, image, model_id) if _sleeps(entry) else None
+    if sleep:
+        annotations[ANNOTATION_PREFIX + "sleep-level"] = str(sleep["level"])
+        annotations[ANNOTATION_PREFIX + "engine-port"] = str(sleep["engine_port"])
+        annotations[ANNOTATION_PREFIX + "sleep-residue-mib"] = str(sleep["residue_mib"])
     annotations.update(dict((str(k), str(v)) for k, v in (entry.get("annotations") or {}).items()))
     runtime_class = entry.get("runtime_class")
     out = {
@@ -626,7 +733,10 @@ def workload(entry, settings, node=None):
         "download_container": settings["download_container_name"],
         "download_image": entry.get("download_image") or settings["download_image"] or image,
         "prepull": None,
-        "probes": _probes(entry, settings, health, port),
+        "probes": _probes(entry, settings, health, port, "http") if not sleep else
+        _probes(entry, settings, health, sleep["engine_port"], ENGINE_PORT_NAME),
+        "sleep": sleep,
+        "gate": _gate_of(entry, settings, image, port) if sleep else None,
         "health": health,
         "load_seconds": float(_entry_get(entry, "load_seconds", settings)),
         "service": service["name"],
@@ -650,20 +760,72 @@ def workload(entry, settings, node=None):
         out["prepull"] = {"name": full + "-prepull", "labels": prepull_labels, "images": images,
                           "affinity": {"nodeAffinity": node_affinity} if node_affinity else None,
                           "selector": {LABEL_NAME: settings["app_name"], LABEL_INSTANCE: full + "-prepull"}}
-    out["compat"] = compat_model(dict(entry, model=model_id))
+    out["compat"] = compat_model(dict(entry, model=model_id), settings)
     return out
 
 
-def compat_model(entry):
-    """The ``model`` option of ``baremetal.gpu.vllm_compat`` for a catalog entry (or a preflight workload)."""
+def _sleep_of(entry, settings, image, model_id):
+    """A sleep-mode entry's level, engine port and what it keeps on each GPU asleep (for the switcher)."""
+    model, _known = compat.normalize_model(compat_model(dict(entry, model=model_id), settings))
+    version = compat.image_info_from_data(image).get("vllm_version")
+    return {"level": model["sleep_level"], "engine_port": int(_entry_get(entry, "engine_port", settings)),
+            "residue_mib": compat.sleep_residue_mib(version, model)}
+
+
+def _gate_of(entry, settings, image, port):
+    """The API gate container of a sleep-mode pod: the client port, the OpenAI routes only."""
+    engine = int(_entry_get(entry, "engine_port", settings))
+    period = int(_entry_get(entry, "probe_period_seconds", settings))
+    return {"name": GATE_CONTAINER, "image": settings["api_gate_image"] or image, "port": port,
+            "command": ["python3", GATE_MOUNT + "/" + GATE_SCRIPT, "--listen-port", str(port),
+                        "--upstream-port", str(engine)],
+            "mount": GATE_MOUNT,
+            "readiness": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": period,
+                          "timeoutSeconds": max(1, min(period, 5)), "failureThreshold": 3},
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}}
+
+
+def compat_model(entry, settings=None):
+    """The ``model`` option of ``baremetal.gpu.vllm_compat`` for a catalog entry (or a preflight workload);
+    with the role's ``settings``, a sleep-mode entry's level and pod memory too."""
     model = {"name": entry.get("model_id") or entry["model"]}
     for key in ("dtype", "quantization", "max_model_len", "tensor_parallel_size", "gpu_memory_utilization",
-                "kv_cache_dtype", "params_b", "weights_gib", "num_layers", "num_kv_heads", "head_dim"):
+                "kv_cache_dtype", "params_b", "weights_gib", "num_layers", "num_kv_heads", "head_dim",
+                "sleep_residue_mib"):
         if entry.get(key) is not None and entry.get(key) != "":
             model[key] = entry[key]
     if entry.get("enforce_eager"):
         model["enforce_eager"] = True
+    if _sleeps(entry):
+        model["sleep_mode"] = True
+        model["sleep_level"] = int(entry.get("sleep_level") or (settings or {}).get("sleep_level") or 1)
+        if settings is not None:
+            memory = _pod_memory_mib(entry, settings)
+            if memory is not None:
+                model["host_memory_mib"] = int(memory)
+            model["host_overhead_mib"] = int(float(_entry_get(entry, "sleep_host_overhead_gib", settings)) * 1024)
     return model
+
+
+def standby_beside(name, node_modes, entries, default_image):
+    """The sleepers a GPU node's modes (``node_modes``: its ``gpu_modes`` as the inventory writes them) keep resident beside
+    catalog entry ``name`` while it is awake, over every mode that runs it: the ``standby`` option of
+    ``baremetal.gpu.vllm_compat`` (``[{name, image, model}]``). [] when no mode keeps any."""
+    entries = [e for e in entries or [] if isinstance(e, dict) and e.get("name")]
+    by_name = dict((e["name"], e) for e in entries)
+    found, _default, _problems = gpu_modes.normalize_inventory_modes(node_modes or {}, set(by_name)) \
+        if isinstance(node_modes, dict) else ({}, None, [])
+    out = {}
+    for spec in found.values():
+        if name not in spec["workloads"]:
+            continue
+        for sleeper in spec.get("standby") or {}:
+            if sleeper in by_name and sleeper != name:
+                entry = by_name[sleeper]
+                out[sleeper] = {"name": sleeper, "image": entry.get("image") or default_image,
+                                "model": compat_model(dict(entry, model=entry.get("model_id") or entry["model"],
+                                                           sleep_mode=True))}
+    return [out[k] for k in sorted(out)]
 
 
 def plan(catalog, settings):
@@ -711,8 +873,24 @@ def plan(catalog, settings):
                            modes_json=json.dumps(books[n], sort_keys=True, indent=1)) for n in sorted(books)],
         "hf_token_secret": settings["hf_token_secret"] or "",
         "weights_script": settings["name_prefix"] + "weights-check" if any(w["download"] for w in workloads) else "",
+        "gate_script": settings["name_prefix"] + "api-gate" if any(w["sleep"] for w in workloads) else "",
+        "engine_policies": [_engine_policy(w, settings) for w in workloads
+                            if w["sleep"] and settings["engine_network_policy"]],
         "prepull_pause_image": settings["prepull_pause_image"],
         "workloads": workloads,
         "services": services,
         "claims": claims,
     }
+
+
+def _engine_policy(w, settings):
+    """A NetworkPolicy that admits only the client port (the API gate) to a sleep-mode server's pods: vLLM's
+    engine port, with its development endpoints, stays reachable only from the pod's own node (the kubelet's
+    probes and, through k3s's agent tunnel, the API server's pod proxy: Kubernetes always allows a node's
+    traffic to its pods) and from ``engine_allowed_cidrs``."""
+    ingress = [{"ports": [{"port": w["port"], "protocol": "TCP"}]}]
+    cidrs = [str(c) for c in settings["engine_allowed_cidrs"] or []]
+    if cidrs:
+        ingress.append({"from": [{"ipBlock": {"cidr": c}} for c in cidrs],
+                        "ports": [{"port": w["sleep"]["engine_port"], "protocol": "TCP"}]})
+    return {"name": w["full_name"] + "-engine", "labels": w["labels"], "selector": w["selector"], "ingress": ingress}

@@ -43,6 +43,7 @@ CODES = (
     "driver_too_old", "forward_compat_unsupported", "compute_capability_too_low", "dtype_unsupported",
     "quantization_unsupported", "gpu_count_insufficient", "vram_insufficient", "kv_cache_insufficient",
     "gpu_memory_oversubscribed", "unknown_image", "unknown_model", "vllm_too_old", "package_missing",
+    "sleep_mode_unsupported", "sleep_mode_unverified", "sleep_keeps_weights", "host_memory_insufficient",
 )
 SEVERITIES = ("info", "warn", "fail")
 # What --dtype accepts: "auto" (the checkpoint's) or a dtype whose width the data knows, and vLLM's aliases.
@@ -344,7 +345,8 @@ def normalize_node(node):
     if count is None:
         count = len(gpus)
     return {"driver_installed": bool(installed), "driver_version": driver, "cuda_driver_version": cuda,
-            "gpus": gpus, "gpu_count": int(count), "reason": node.get("reason")}
+            "gpus": gpus, "gpu_count": int(count), "reason": node.get("reason"),
+            "host_memory_mib": _number(node.get("host_memory_mib"), "node.host_memory_mib")}
 
 
 def estimate_weights_gib(params_b, quantization, dtype_bytes):
@@ -400,6 +402,7 @@ def normalize_model(model):
         "model.max_position_embeddings", integer=True)
     out["architecture"] = model.get("architecture") or (entry or {}).get("architecture")
     out.update(release_floor(out["architecture"], model.get("min_vllm") or (entry or {}).get("min_vllm")))
+    out.update(_normalize_sleep(model))
     out["family"] = (entry or {}).get("family")
     out["fallback"] = (entry or {}).get("fallback")
     out["in_catalog"] = entry is not None
@@ -598,8 +601,9 @@ def _quantization_rules(model, gpus):
     return out
 
 
-def memory_plan(model, gpu_total_mib):
-    """Per-GPU memory arithmetic: budget, weights, overhead, KV bytes per token and token capacity."""
+def memory_plan(model, gpu_total_mib, taken_mib=0):
+    """Per-GPU memory arithmetic: budget, weights, overhead, KV bytes per token and token capacity.
+    ``taken_mib``: memory of other processes that comes out of this server's share (vLLM before 0.9.1)."""
     tp = model["tensor_parallel_size"]
     resolved = _resolved_dtype(model)
     dtype_bytes = data.DTYPE_BYTES.get(resolved, 2)
@@ -619,8 +623,10 @@ def memory_plan(model, gpu_total_mib):
     weights = weights_gib * 1024.0 / tp
     activation = max(mm["activation_mib_min"], mm["activation_mib_per_billion_params"] * (model.get("params_b") or 0) / tp)
     overhead = mm["cuda_context_mib"] + activation + (0 if model["enforce_eager"] else mm["cuda_graphs_mib"])
-    kv = budget - weights - overhead
+    kv = budget - weights - overhead - taken_mib
     plan.update(weights_mib=round(weights), overhead_mib=round(overhead), kv_cache_mib=round(kv))
+    if taken_mib:
+        plan["taken_mib"] = round(taken_mib)
     if all(model.get(k) for k in ("num_layers", "num_kv_heads", "head_dim")):
         kv_dtype_bytes = KV_CACHE_DTYPES.get(model["kv_cache_dtype"]) or dtype_bytes
         heads = max(1, int(math.ceil(model["num_kv_heads"] / float(tp))))
@@ -662,7 +668,7 @@ def _fallback_model(model, total_mib, tokens):
     return None
 
 
-def _memory_rules(model, gpus, node_gpu_count, colocated):
+def _memory_rules(model, gpus, node_gpu_count, colocated, standby=(), image=None):
     out = []
     tp = model["tensor_parallel_size"]
     if tp > node_gpu_count:
@@ -678,14 +684,18 @@ def _memory_rules(model, gpus, node_gpu_count, colocated):
     total = gpu["memory_total_mib"]
     util = model["gpu_memory_utilization"]
 
-    # Colocated workloads on the same GPU(s): their budgets plus what is already in use.
+    # Colocated workloads on the same GPU(s): their budgets plus what is already in use, plus what the
+    # sleepers kept resident beside it hold while asleep.
+    sleeping_mib = sum(s["residue_mib"] for s in standby)
     others_util = sum(c["gpu_memory_utilization"] or 0 for c in colocated)
-    others_mib = sum(c["memory_mib"] or 0 for c in colocated) + max(g["memory_used_mib"] for g in used)
+    others_mib = sum(c["memory_mib"] or 0 for c in colocated) + max(g["memory_used_mib"] for g in used) + sleeping_mib
     taken = others_util + others_mib / float(total)
     if colocated or others_mib:
         if util + taken > 1.0:
             room = math.floor((1.0 - taken) * 100) / 100.0
-            names = ", ".join(c["name"] for c in colocated) or "processes already on the GPU"
+            names = ", ".join([c["name"] for c in colocated] +
+                              ["%s (asleep, %d MiB)" % (s["name"], s["residue_mib"]) for s in standby]) \
+                or "processes already on the GPU"
             out.append(reason(
                 "gpu_memory_oversubscribed", "fail",
                 "Free memory on device (%.2f/%.2f GiB) on startup is less than desired GPU memory utilization "
@@ -696,10 +706,13 @@ def _memory_rules(model, gpus, node_gpu_count, colocated):
                 else "move %s to another GPU" % names))
 
     tokens = model["max_model_len"] or model["max_position_embeddings"]
-    plan = memory_plan(model, total)
+    version = (image or {}).get("vllm_version")
+    # before 0.9.1 a server's share is of the whole device: the sleepers' residue comes out of its KV cache
+    own_share = version is None or _vcmp(version, data.VLLM_OWN_SHARE_FROM) >= 0
+    plan = memory_plan(model, total, taken_mib=0 if own_share else sleeping_mib)
     if plan["weights_mib"] is None:
         return out, plan
-    need = plan["weights_mib"] + plan["overhead_mib"]
+    need = plan["weights_mib"] + plan["overhead_mib"] + plan.get("taken_mib", 0)
     if plan["kv_cache_mib"] <= 0:
         fixes = []
         if tokens and plan["kv_bytes_per_token"]:
@@ -715,9 +728,11 @@ def _memory_rules(model, gpus, node_gpu_count, colocated):
             fixes.append("model: %s with max_model_len: %d" % (fallback, fallback_len))
         out.append(reason(
             "vram_insufficient", "fail",
-            "%s needs %d MiB per GPU (weights %d%s + runtime %d) but gpu_memory_utilization %.2f x %d MiB = %d MiB "
+            "%s needs %d MiB per GPU (weights %d%s + runtime %d%s) but gpu_memory_utilization %.2f x %d MiB = %d MiB "
             "on %s" % (model["name"], int(need), int(plan["weights_mib"]), " estimated" if plan["weights_estimated"] else "",
-                       int(plan["overhead_mib"]), util, total, int(plan["budget_mib"]), gpu["name"]),
+                       int(plan["overhead_mib"]),
+                       " + sleepers' residue %d" % plan["taken_mib"] if plan.get("taken_mib") else "",
+                       util, total, int(plan["budget_mib"]), gpu["name"]),
             " or ".join(fixes) or "a GPU with more memory"))
         return out, plan
     capacity = plan["kv_capacity_tokens"]
@@ -735,8 +750,10 @@ def _memory_rules(model, gpus, node_gpu_count, colocated):
         out.append(reason(
             "kv_cache_insufficient", "fail",
             "The model's max seq len (%d) is larger than the maximum number of tokens that can be stored in KV "
-            "cache (%d): %d MiB left for KV cache at %d bytes per token on %s"
-            % (int(tokens), int(capacity), int(plan["kv_cache_mib"]), int(plan["kv_bytes_per_token"]), gpu["name"]),
+            "cache (%d): %d MiB left for KV cache at %d bytes per token on %s%s"
+            % (int(tokens), int(capacity), int(plan["kv_cache_mib"]), int(plan["kv_bytes_per_token"]), gpu["name"],
+               " (vLLM %s counts the sleepers' %d MiB against this server's share)" % (version, plan["taken_mib"])
+               if plan.get("taken_mib") else ""),
             " or ".join(fixes) or "a GPU with more memory"))
     return out, plan
 
@@ -794,6 +811,166 @@ def _release_rules(model, image):
     return out
 
 
+def _normalize_sleep(model):
+    """The sleep-mode keys of a model request."""
+    out = {"sleep_mode": bool(model.get("sleep_mode", False))}
+    level = model.get("sleep_level")
+    level = 1 if level is None else level
+    if isinstance(level, bool) or level not in (1, 2, "1", "2"):
+        raise ValueError("model.sleep_level must be 1 (weights to host RAM) or 2 (weights dropped), got %r" % (level,))
+    out["sleep_level"] = int(level)
+    out["sleep_residue_mib"] = _number(model.get("sleep_residue_mib"), "model.sleep_residue_mib", positive=False)
+    out["host_memory_mib"] = _number(model.get("host_memory_mib"), "model.host_memory_mib")
+    overhead = model.get("host_overhead_mib")
+    out["host_overhead_mib"] = _number(data.SLEEP_HOST_OVERHEAD_MIB if overhead is None else overhead,
+                                       "model.host_overhead_mib", positive=False)
+    return out
+
+
+def sleep_facts(version):
+    """What the collection knows of sleep mode in vLLM ``version`` (None: a tag that names no release):
+    ``{supported, level2, residue_mib, keeps_weights, pauses_scheduler, confidence, sources}``."""
+    if not version:
+        row = data.VLLM_SLEEP_RESIDUE[-1]
+        return {"supported": None, "level2": None, "residue_mib": row["residue_mib"], "keeps_weights": False,
+                "pauses_scheduler": None, "confidence": None, "sources": []}
+    row = None
+    for candidate in data.VLLM_SLEEP_RESIDUE:
+        if _vcmp(version, candidate["first"]) >= 0:
+            row = candidate
+    row = row or data.VLLM_SLEEP_RESIDUE[0]
+    return {"supported": _vcmp(version, data.VLLM_SLEEP_MIN) >= 0,
+            "level2": _vcmp(version, data.VLLM_SLEEP_LEVEL2_MIN) >= 0,
+            "residue_mib": row["residue_mib"], "keeps_weights": row["keeps_weights"],
+            "pauses_scheduler": _vcmp(version, data.VLLM_SLEEP_PAUSES_SCHEDULER) >= 0,
+            "confidence": row["confidence"], "sources": list(row["sources"])}
+
+
+def weights_mib(model):
+    """The weights of a normalized model in MiB, all GPUs together (None when unknown)."""
+    plan = memory_plan(model, 1)
+    if plan["weights_mib"] is None:
+        return None
+    return int(round(plan["weights_mib"] * model["tensor_parallel_size"]))
+
+
+def sleep_residue_mib(version, model):
+    """What a server of normalized ``model`` keeps on each of its GPUs while asleep, with vLLM ``version``:
+    the entry's own figure (``sleep_residue_mib``) when it gives one, else the release's residue plus, where
+    the release leaves them outside the sleep-mode pool, the weights."""
+    if model.get("sleep_residue_mib") is not None:
+        return int(model["sleep_residue_mib"])
+    facts = sleep_facts(version)
+    residue = facts["residue_mib"]
+    if facts["keeps_weights"]:
+        total = weights_mib(model)
+        residue += int(math.ceil((total or 0) / float(model["tensor_parallel_size"])))
+    return int(residue)
+
+
+def host_memory_needed_mib(version, model):
+    """Host memory a sleeping server of ``model`` needs: at level 1 its weights (copied to pinned host RAM)
+    plus the server's own; at level 2, or when the release keeps the weights on the GPU, the server's own."""
+    keeps = sleep_facts(version)["keeps_weights"]
+    weights = weights_mib(model) if model["sleep_level"] == 1 and not keeps else 0
+    if weights is None:
+        return None
+    return int(weights + model["host_overhead_mib"])
+
+
+def normalize_standby(standby):
+    """Sleepers kept resident beside the checked workload: ``[{name, image, model, sleep_level,
+    sleep_residue_mib, host_memory_mib}]`` -> ``[{name, version, model, residue_mib, host_mib}]``."""
+    out = []
+    if standby is None:
+        return out
+    if not isinstance(standby, list):
+        raise ValueError("standby must be a list of mappings with name, image and model")
+    for i, item in enumerate(standby):
+        field = "standby[%d]" % i
+        if not isinstance(item, dict) or not item.get("model") or not item.get("image"):
+            raise ValueError("%s needs name, image and model (as the model option: name, sleep_level, ...)" % field)
+        raw = dict(item["model"], sleep_mode=True)
+        for key in ("sleep_level", "sleep_residue_mib", "host_memory_mib"):
+            if item.get(key) is not None:
+                raw[key] = item[key]
+        try:
+            model, _entry = normalize_model(raw)
+        except ValueError as exc:
+            raise ValueError("%s: %s" % (field, exc))
+        version = image_info_from_data(item["image"]).get("vllm_version")
+        out.append({"name": str(item.get("name") or model["name"]), "image": item["image"], "version": version,
+                    "model": model, "residue_mib": sleep_residue_mib(version, model),
+                    "host_mib": host_memory_needed_mib(version, model)})
+    return out
+
+
+def _sleep_rules(model, image):
+    """A workload that will be put to sleep: does its release support it at its level, what does it keep,
+    and does its pod's memory hold what a level-1 sleep copies to the host."""
+    out = []
+    if not model.get("sleep_mode"):
+        return out
+    version = image.get("vllm_version")
+    facts = sleep_facts(version)
+    level = model["sleep_level"]
+    if version is None:
+        out.append(reason(
+            "sleep_mode_unverified", "warn",
+            "%s names no vLLM release the collection knows: its sleep endpoints and what it keeps asleep are "
+            "unverified (taken as %d MiB per GPU)" % (image.get("reference") or image.get("given"), facts["residue_mib"]),
+            "pin a vllm/vllm-openai release tag, or set sleep_residue_mib to what the server keeps asleep"))
+    elif not facts["supported"]:
+        out.append(reason(
+            "sleep_mode_unsupported", "fail",
+            "vLLM %s predates the sleep-mode HTTP endpoints the collection drives (read from %s on)"
+            % (version, data.VLLM_SLEEP_MIN), "use %s:v%s or newer" % (image["repository"], data.VLLM_SLEEP_MIN)))
+        return out
+    elif level == 2 and not facts["level2"]:
+        out.append(reason(
+            "sleep_mode_unsupported", "fail",
+            "sleep level 2 drops the weights, and vLLM %s has no /collective_rpc to reload them on wake-up (from "
+            "%s): the woken model would answer with garbage" % (version, data.VLLM_SLEEP_LEVEL2_MIN),
+            "sleep_level: 1, or %s:v%s or newer" % (image["repository"], data.VLLM_SLEEP_LEVEL2_MIN)))
+    if facts["keeps_weights"]:
+        out.append(reason(
+            "sleep_keeps_weights", "warn",
+            "vLLM %s loads the weights outside its sleep-mode memory pool: asleep, %s keeps its weights on the "
+            "GPU (%d MiB per GPU kept, weights included)" % (version, model["name"], sleep_residue_mib(version, model)),
+            "use v0.13.0, or v0.17.0 or newer, where a sleep frees the weights"))
+    needed = host_memory_needed_mib(version, model)
+    if level == 1 and needed is not None and model.get("host_memory_mib") is not None and \
+            model["host_memory_mib"] < needed:
+        gib = int(math.ceil(needed / 1024.0))
+        out.append(reason(
+            "host_memory_insufficient", "fail",
+            "a level-1 sleep copies %s's weights (%d MiB) to pinned host RAM: the pod's memory (%d MiB) must hold "
+            "them plus about %d MiB for the server itself"
+            % (model["name"], needed - model["host_overhead_mib"], model["host_memory_mib"], model["host_overhead_mib"]),
+            "memory and memory_limit: %dGi (or more), or sleep_level: 2" % gib))
+    return out
+
+
+def _standby_rules(standby, node):
+    """The sleepers' own needs: a release that can sleep, and host memory for what they copy there."""
+    out = []
+    for sleeper in standby:
+        image = image_info_from_data(sleeper["image"])
+        for found in _sleep_rules(sleeper["model"], image):
+            found = dict(found, message="standby %s: %s" % (sleeper["name"], found["message"]))
+            out.append(found)
+    host = node.get("host_memory_mib")
+    level1 = [s for s in standby if s["host_mib"] and s["model"]["sleep_level"] == 1]
+    needed = sum(s["host_mib"] for s in level1)
+    if host is not None and level1 and needed > host:
+        out.append(reason(
+            "host_memory_insufficient", "fail",
+            "the sleepers' weights and servers need %d MiB of host memory (%s) but the node has %d MiB for pods"
+            % (needed, ", ".join("%s %d" % (s["name"], s["host_mib"]) for s in level1), host),
+            "sleep_level: 2 for some of them, fewer sleepers, or more memory"))
+    return out
+
+
 def normalize_colocated(colocated):
     out = []
     for i, item in enumerate(colocated or []):
@@ -821,8 +998,9 @@ def verdict_of(reasons):
     return "ok"
 
 
-def check(image, node, model, colocated=None, offline=True, registry=None, image_info=None):
-    """The verdict for serving ``model`` with ``image`` on ``node`` next to ``colocated`` workloads.
+def check(image, node, model, colocated=None, offline=True, registry=None, image_info=None, standby=None):
+    """The verdict for serving ``model`` with ``image`` on ``node`` next to ``colocated`` workloads and the
+    ``standby`` sleepers kept resident on its GPU(s) (``normalize_standby``'s input).
 
     Returns ``{compatible, verdict, image_cuda, driver_cuda, reasons, image, model, memory, data_version}``.
     ``image_info`` (from ``resolve_image``) skips the lookup, for callers checking many models.
@@ -830,6 +1008,7 @@ def check(image, node, model, colocated=None, offline=True, registry=None, image
     node_n = normalize_node(node)
     model_n, _entry = normalize_model(model)
     colocated_n = normalize_colocated(colocated)
+    standby_n = normalize_standby(standby)
     if image_info is None:
         image_info, reasons = resolve_image(image, offline=offline, registry=registry)
     else:
@@ -844,8 +1023,11 @@ def check(image, node, model, colocated=None, offline=True, registry=None, image
     reasons += _capability_rules(image_info, tp_gpus)
     reasons += _dtype_rules(model_n, tp_gpus)
     reasons += _quantization_rules(model_n, tp_gpus)
-    memory_reasons, plan = _memory_rules(model_n, gpus, len(gpus), colocated_n) if gpus else ([], None)
+    memory_reasons, plan = _memory_rules(model_n, gpus, len(gpus), colocated_n, standby_n, image_info) \
+        if gpus else ([], None)
     reasons += memory_reasons
+    reasons += _sleep_rules(model_n, image_info)
+    reasons += _standby_rules(standby_n, node_n)
     reasons += _model_rules(model_n)
     reasons += _release_rules(model_n, image_info)
     verdict = verdict_of(reasons)
@@ -858,5 +1040,6 @@ def check(image, node, model, colocated=None, offline=True, registry=None, image
         "image": image_info,
         "model": model_n,
         "memory": plan,
+        "standby": [{"name": x["name"], "residue_mib": x["residue_mib"], "host_mib": x["host_mib"]} for x in standby_n],
         "data_version": data.DATA_VERSION,
     }

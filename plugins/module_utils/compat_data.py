@@ -180,6 +180,63 @@ SOURCES = {
         "vllm-project/vllm-omni#895 '[Model] Support Qwen3-TTS model series' (2026-01): Qwen3-TTS "
         "(model type qwen3_tts) is served by the vLLM-Omni package, which vllm/vllm-openai does not contain"
     ),
+    "vllm_src_dev_routes": (
+        "vLLM's source as published in the vllm wheel of each release (pip download vllm==X --no-deps): "
+        "vllm/entrypoints/openai/api_server.py at 0.8.5.post1 and 0.10.2 declares /sleep, /wake_up, "
+        "/is_sleeping, /reset_prefix_cache and /server_info inside `if envs.VLLM_SERVER_DEV_MODE:`; at 0.13.0, "
+        "0.14.0 and 0.16.0 vllm/entrypoints/serve/sleep/api_router.py attach_router() returns unless "
+        "VLLM_SERVER_DEV_MODE; POST /sleep reads `level` from the query string (default '1', int()), POST "
+        "/wake_up the repeated query parameter `tags` (none: every tag), GET /is_sleeping answers "
+        "{'is_sleeping': bool}; vllm/envs.py: VLLM_SERVER_DEV_MODE = bool(int(os.getenv(..., '0')))"
+    ),
+    "vllm_src_collective_rpc": (
+        "POST /collective_rpc {method, args, kwargs, timeout} (dev mode): absent from "
+        "vllm/entrypoints/openai/api_server.py at 0.8.5.post1 and 0.10.1.1, present at 0.10.2 (api_server.py) and "
+        "at 0.14.0 and 0.16.0 (vllm/entrypoints/serve/rpc/api_router.py); Worker.reload_weights() in "
+        "vllm/v1/worker/gpu_worker.py at 0.10.2, 0.14.0 and 0.16.0"
+    ),
+    "vllm_src_sleep_levels": (
+        "vllm/v1/worker/gpu_worker.py sleep() at 0.8.5.post1: CuMemAllocator.sleep(offload_tags=('weights',) if "
+        "level == 1 else ()); vllm/device_allocator/cumem.py: an offloaded allocation is copied into "
+        "torch.empty(..., device='cpu', pin_memory=is_pin_memory_available()) (pinned host RAM, counted in the "
+        "container's memory) and every allocation of the pool is unmapped; the KV cache is allocated in the pool "
+        "under tag 'kv_cache' (0.8.5.post1, 0.14.0, 0.16.0)"
+    ),
+    "vllm_src_weights_outside_pool": (
+        "vllm/v1/worker/gpu_worker.py load_model() at 0.14.0 and 0.16.0: `with "
+        "self._maybe_get_memory_pool_context(tag='weights') and set_current_vllm_config(...)` enters only the "
+        "second context manager, so the weights are allocated outside the sleep-mode pool and stay on the GPU "
+        "while asleep (at any level); 0.10.2 and 0.13.0 `with self._maybe_get_memory_pool_context(tag='weights'):`; "
+        "0.17.0 enters both (a parenthesised tuple); fixed by vllm-project/vllm#32947"
+    ),
+    "vllm_32714": (
+        "vllm-project/vllm#32714 'Sleep is broken since 0.14.0' (2026-01): a level-1 sleep of a Qwen3 30B model "
+        "over 4 RTX 3090s leaves 1.14 GB per GPU in use on 0.13.0 and 16 GB per GPU on 0.14.0 (about 6 GB freed), "
+        "the same on 0.15.0; NovaSky-AI/SkyRL#1365: on 0.16.0 about 14 GiB of weights stay after a sleep, fixed "
+        "upstream in vllm-project/vllm#32947 (0.17.0)"
+    ),
+    "vllm_11743": (
+        "vllm-project/vllm#11743 (sleep mode's introduction, an A100 80 GB): 79.22 GiB usable, 78.29 GiB free "
+        "after a sleep, about 0.93 GiB kept: 'cudagraph memory pool is not released, and there are some other cost "
+        "such as cuda context'"
+    ),
+    "nemo_rl_223": (
+        "NVIDIA-NeMo/RL#223 (2025-04, a vLLM 0.8 release): 774 MiB per GPU held asleep with tensor parallel size "
+        "1; 2,440 to 7,392 MiB with tensor parallel size 2"
+    ),
+    "vllm_src_sleep_scheduler": (
+        "vllm/v1/engine/core.py at 0.16.0: sleep(level) calls model_executor.sleep(level) while the scheduler "
+        "keeps running (a request scheduled while the memory is unmapped runs a forward pass on it); at 0.17.0 "
+        "sleep(level, mode='abort') pauses scheduling first and aborts running requests; /health "
+        "(api_server.py at 0.8.5.post1: check_health() only) answers 200 while asleep"
+    ),
+    "vllm_src_kv_budget": (
+        "vllm/v1/worker/gpu_worker.py determine_available_memory() at 0.8.5.post1 and 0.9.0: KV cache = total x "
+        "gpu_memory_utilization - peak, where peak includes the device's used memory not allocated by this "
+        "process's torch (other processes' too); at 0.9.1 (gpu_worker.py) and 0.14.0, 0.16.0 "
+        "(vllm/v1/worker/utils.py request_memory()) the server refuses to start unless free memory >= total x "
+        "gpu_memory_utilization, and sizes the KV cache inside that share"
+    ),
     "h100_capture": (
         "tests/fixtures/gpu/h100-80gb-driver-580.159.04 (real capture): 81559 MiB total, 480 MiB "
         "reserved, a CUDA context keeps ~526 MiB"
@@ -500,3 +557,39 @@ VLLM_ARCHITECTURES = {
 
 # Repositories whose tags follow vllm/vllm-openai's (the same release series).
 VLLM_REPOSITORIES = ["vllm/vllm-openai"]
+
+# --- Sleep mode (hot standby) ---------------------------------------------------------------------
+# --enable-sleep-mode with VLLM_SERVER_DEV_MODE=1: POST /sleep?level=1|2, POST /wake_up[?tags=...], GET
+# /is_sleeping (source: vllm_src_dev_routes, read at 0.8.5.post1, 0.10.2, 0.13.0, 0.14.0, 0.16.0). Older
+# releases were not read: the collection does not put them to sleep.
+VLLM_SLEEP_MIN = "0.8.5.post1"
+# Level 2 discards the weights too: waking needs POST /collective_rpc {"method": "reload_weights"} between
+# wake_up?tags=weights and wake_up?tags=kv_cache (source: vllm_src_collective_rpc, confirmed).
+VLLM_SLEEP_LEVEL2_MIN = "0.10.2"
+# Before this release a request that reaches a sleeping engine runs on unmapped memory (source:
+# vllm_src_sleep_scheduler): a sleeper must never be behind a client Service.
+VLLM_SLEEP_PAUSES_SCHEDULER = "0.17.0"
+
+# What a sleeping server keeps on each of its GPUs, per release range ("first" .. the next row): the
+# CUDA context, the CUDA graph pool and allocator leftovers (residue_mib), plus the weights where the
+# release leaves them outside the sleep-mode pool (keeps_weights). residue_mib is the largest per-GPU
+# figure reported (1.14 GB on 0.13.0) rounded up to 1.2 GiB: it varies with the GPU, the model, CUDA
+# graphs and tensor parallelism (NVIDIA-NeMo/RL#223 reports more with TP 2), so a catalog entry may set
+# its own (sleep_residue_mib). The 0.17.0 row is inferred: the weights fix was read, no residue report.
+VLLM_SLEEP_RESIDUE = [
+    {"first": "0.8.5.post1", "residue_mib": 1229, "keeps_weights": False, "confidence": "reported",
+     "sources": ["vllm_11743", "nemo_rl_223", "vllm_32714"]},
+    {"first": "0.14.0", "residue_mib": 1229, "keeps_weights": True, "confidence": "confirmed",
+     "sources": ["vllm_src_weights_outside_pool", "vllm_32714"]},
+    {"first": "0.17.0", "residue_mib": 1229, "keeps_weights": False, "confidence": "inferred",
+     "sources": ["vllm_src_weights_outside_pool"]},
+]
+
+# Before this release the share is of the whole device: what other processes hold (a sleeper's residue
+# included) comes out of the KV cache of a server that starts next to them (source: vllm_src_kv_budget).
+VLLM_OWN_SHARE_FROM = "0.9.1"
+
+# Host memory a vLLM server process needs beside a level-1 sleeper's weights copy (Python, CUDA and
+# tokenizer state, pinned staging buffers). Not sourced: an estimate, a parameter of the catalog
+# (vllm_sleep_host_overhead_gib) and of vllm_compat (model.host_overhead_mib).
+SLEEP_HOST_OVERHEAD_MIB = 4096

@@ -35,6 +35,7 @@ PRUNE_KINDS = (
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
     ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     ("policy/v1", "PodDisruptionBudget"),
 )
 

@@ -75,6 +75,14 @@ options:
     description: Seconds the new mode's Services may take to serve their models once the pods are ready.
     type: float
     default: 120
+  sleep_timeout:
+    description: Seconds one server may take to fall asleep (hot standby, vLLM's sleep mode).
+    type: float
+    default: 120
+  wake_timeout:
+    description: Seconds one sleeping server may take to wake up before it is restarted cold instead.
+    type: float
+    default: 300
   memory_wait:
     description:
       - Wait for the GPU memory to be released (needs NVML on the host the module runs on).
@@ -119,11 +127,13 @@ outcome:
   returned: always
   type: str
 plan:
-  description: Deployments stopped, started (with replicas) and kept.
+  description:
+    - Deployments stopped, started (with replicas) and kept; with hot standby also those put to sleep
+      (C(sleep)), woken (C(wake)), started asleep (C(standby_start)) and left asleep (C(keep_asleep)).
   returned: when the mode is valid
   type: dict
 phases:
-  description: Seconds per phase (validate, lock, drain, stop, release, start, health, record, rollback).
+  description: Seconds per phase (validate, lock, drain, sleep, stop, release, standby, wake, start, health, record, rollback).
   returned: always
   type: dict
 total_seconds:
@@ -138,6 +148,11 @@ rolled_back:
   description: Whether a failed switch restored the previous mode.
   returned: always
   type: bool
+cold_restarts:
+  description: Workloads that did not wake up and were restarted cold instead, each with why (its log's error lines).
+  returned: when a wake-up failed
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -158,6 +173,8 @@ def main():
         release_timeout=dict(type="float", default=60),
         start_timeout=dict(type="float", default=900),
         health_timeout=dict(type="float", default=120),
+        sleep_timeout=dict(type="float", default=120),
+        wake_timeout=dict(type="float", default=300),
         memory_wait=dict(type="bool", default=True),
         proc_root=dict(type="path", default="/proc"),
     )
@@ -184,6 +201,7 @@ def main():
                         wait_for_lock=p["wait_for_lock"], lock_timeout=p["lock_timeout"],
                         drain_timeout=p["drain_timeout"], release_timeout=p["release_timeout"],
                         start_timeout=p["start_timeout"], health_timeout=p["health_timeout"],
+                        sleep_timeout=p["sleep_timeout"], wake_timeout=p["wake_timeout"],
                         memory_wait=p["memory_wait"], proc_root=p["proc_root"], facts_fn=report.gpu_facts)
     except ModeError as exc:
         module.fail_json(msg=str(exc), outcome="invalid", changed=False)

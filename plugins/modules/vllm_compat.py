@@ -21,6 +21,11 @@ description:
     on 8.0+); the GPU count for O(model.tensor_parallel_size); weights plus runtime overhead within
     O(model.gpu_memory_utilization) of each GPU; the KV cache for O(model.max_model_len) tokens; the
     sum of utilizations of workloads sharing a GPU; whether the image's vLLM knows the model."
+  - "With O(model.sleep_mode) or O(standby) (hot standby, vLLM's sleep mode): whether the release can be
+    put to sleep at that level (level 2 needs C(/collective_rpc), from 0.10.2), what each sleeper keeps on
+    the GPU while asleep (per release: about 1.2 GiB, plus the weights on 0.14.0 .. 0.16.x), that the awake
+    share plus the sleepers' residue plus what is in use fits the GPU, and that a level-1 sleeper's weights
+    fit its pod's memory and the node's (C(host_memory_mib) of O(node))."
   - Each rule reads versioned data with its sources (C(plugins/module_utils/compat_data.py)) and the
     model catalog (C(plugins/module_utils/models.py)); the rules live in C(plugins/module_utils/compat.py).
   - Fails the task on verdict C(fail) unless O(fail_on=never). Never changes anything.
@@ -39,6 +44,8 @@ options:
         absent), C(driver_installed), and C(gpus), a list of mappings with C(name),
         C(compute_capability) and C(memory_total_mib) (taken from the GPU table for known names),
         and optionally C(memory_used_mib), C(product_brand) or C(brand), C(product_class).
+      - C(host_memory_mib), optional, is the node's memory for pods (its allocatable memory), checked
+        against what level-1 sleepers copy to host RAM.
     type: dict
     required: true
   model:
@@ -99,6 +106,44 @@ options:
       max_position_embeddings:
         description: The model's maximum context, when the model is not in the catalog.
         type: int
+      sleep_mode:
+        description: C(--enable-sleep-mode), so the server can be put to sleep (hot standby) while another mode owns the GPU.
+        type: bool
+        default: false
+      sleep_level:
+        description: C(1) copies the weights to host RAM and drops the KV cache, C(2) drops both (wake-up reloads the weights).
+        type: int
+        choices: [1, 2]
+        default: 1
+      sleep_residue_mib:
+        description: What the server keeps on each GPU while asleep, in MiB, when known better than the release's figure.
+        type: float
+      host_memory_mib:
+        description: The pod's memory (its limit, else its request) in MiB, which must hold a level-1 sleeper's weights.
+        type: float
+      host_overhead_mib:
+        description: Host memory of the server beside the weights it copies (an estimate; default 4096).
+        type: float
+  standby:
+    description:
+      - Sleepers kept resident on the same GPU(s) while O(model) is awake (a GPU mode's C(standby) workloads).
+      - Each keeps its residue on the GPU, so the awake share plus every residue plus what is in use must fit.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name, for messages.
+        type: str
+        required: true
+      image:
+        description: Its image (the release decides what it keeps asleep).
+        type: str
+        required: true
+      model:
+        description: Its model, with the keys of O(model) (O(model.sleep_level), O(model.host_memory_mib), ...).
+        type: dict
+        required: true
   colocated:
     description: Other workloads on the same GPU(s), for example time-sliced services.
     type: list
@@ -230,7 +275,8 @@ reasons:
         One of C(driver_too_old), C(forward_compat_unsupported), C(compute_capability_too_low),
         C(dtype_unsupported), C(quantization_unsupported), C(gpu_count_insufficient),
         C(vram_insufficient), C(kv_cache_insufficient), C(gpu_memory_oversubscribed),
-        C(unknown_image), C(unknown_model).
+        C(unknown_image), C(unknown_model), C(vllm_too_old), C(package_missing), C(sleep_mode_unsupported),
+        C(sleep_mode_unverified), C(sleep_keeps_weights), C(host_memory_insufficient).
       type: str
     severity: {description: 'C(info), C(warn) or C(fail).', type: str}
     message: {description: 'What is wrong, with the error vLLM or the runtime would print.', type: str}
@@ -252,6 +298,11 @@ memory:
   description: Per-GPU memory arithmetic (budget, weights, overhead, KV cache, token capacity) in MiB; null without GPUs.
   returned: always
   type: dict
+standby:
+  description: Per sleeper, what it keeps on each GPU while asleep (C(residue_mib)) and needs in host memory (C(host_mib)).
+  returned: always
+  type: list
+  elements: dict
 data_version:
   description: Version of the compatibility data used.
   returned: always
@@ -302,6 +353,11 @@ def main():
         head_dim=dict(type="int"),
         torch_dtype=dict(type="str"),
         max_position_embeddings=dict(type="int"),
+        sleep_mode=dict(type="bool", default=False),
+        sleep_level=dict(type="int", default=1, choices=[1, 2]),
+        sleep_residue_mib=dict(type="float"),
+        host_memory_mib=dict(type="float"),
+        host_overhead_mib=dict(type="float"),
     )
     registry_spec = dict(
         timeout=dict(type="float", default=10),
@@ -318,6 +374,11 @@ def main():
             image=dict(type="str", required=True),
             node=dict(type="dict", required=True),
             model=dict(type="dict", required=True, options=model_spec),
+            standby=dict(type="list", elements="dict", default=[], options=dict(
+                name=dict(type="str", required=True),
+                image=dict(type="str", required=True),
+                model=dict(type="dict", required=True),
+            )),
             colocated=dict(type="list", elements="dict", default=[], options=dict(
                 name=dict(type="str"),
                 gpu_memory_utilization=dict(type="float"),
@@ -333,7 +394,7 @@ def main():
     try:
         result = compat.check(
             params["image"], params["node"], params["model"], colocated=params["colocated"],
-            offline=params["offline"], registry=registry_options(params["registry"]),
+            offline=params["offline"], registry=registry_options(params["registry"]), standby=params["standby"],
         )
     except ValueError as exc:
         module.fail_json(msg=str(exc))

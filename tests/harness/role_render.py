@@ -12,6 +12,7 @@ from tests.harness.ansible_cli import ansible_playbook
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INVENTORIES = {
     "homelab": ROOT / "inventories" / "homelab",
+    "homelab-standby": ROOT / "inventories" / "examples" / "homelab-standby",
     "datacenter-speech": ROOT / "inventories" / "examples" / "datacenter-speech",
     "t4-timesliced": ROOT / "inventories" / "examples" / "t4-timesliced",
     "workstation-asr-fallback": ROOT / "inventories" / "examples" / "workstation-asr-fallback",

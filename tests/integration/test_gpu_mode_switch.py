@@ -8,87 +8,24 @@ starts from mode ml active and serving.
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
-import yaml
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
+from tests.harness.gpu_mode_node import Node, inventory_manifests, marked
 from tests.harness.kubelet import KubeletSimulator, NodeSpec
-from tests.harness.role_render import render
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE = "k3s-gpu-worker"
 NS = "ml"
 SCALE = 0.05  # simulated seconds -> real: a 1 s probe period lasts 50 ms, a 20 s model load 1 s
-HOMELAB = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
-CLI = "import sys; sys.path[:0] = ['.', '.collections']\n" \
-      "from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.cli import main\nsys.exit(main())\n"
 
 pytestmark = pytest.mark.slow
 
 
-class Node:
-    """The simulated GPU node: runs `gpu-mode` as its own process with the node's NVML and /proc."""
-
-    def __init__(self, sim, kube, kubeconfig, fake_nvml_lib, tmp_path):
-        self.sim, self.kube = sim, kube
-        state = sim.node_state_dir(NODE) / "gpu"  # where the simulator exports the node's GPU ledger
-        self.config = tmp_path / "gpu-mode.json"
-        self.config.write_text(json.dumps({"node": NODE, "namespace": NS, "kubeconfig": str(kubeconfig),
-                                           "proc_root": str(state / "proc")}))
-        self.env = dict(os.environ, LD_LIBRARY_PATH=str(fake_nvml_lib), FAKE_NVML_DATA=str(state / "nvml.txt"),
-                        GPU_MODE_CONFIG=str(self.config))
-
-    def start(self, *args):
-        return subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=ROOT, env=self.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def run(self, *args, timeout=120):
-        proc = self.start(*args)
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out, err
-
-    def switch(self, mode, *args, expect=0, timeout=120):
-        code, out, err = self.run(mode, "--json", *args, timeout=timeout)
-        assert code == expect, "exit %s\n%s\n%s" % (code, out[-4000:], err[-4000:])
-        return json.loads(out) if out.strip() else {}, err
-
-    def replicas(self):
-        return dict((d["metadata"]["name"], d["spec"].get("replicas"))
-                    for d in self.kube.items("apps/v1", "Deployment", NS))
-
-    def recorded(self):
-        data = self.kube.get("v1", "ConfigMap", "gpu-mode-" + NODE, NS)["data"]
-        return data.get("mode"), json.loads(data.get("history.json") or "[]")
-
-    def serves(self):
-        """The model names the Service vllm-api answers with, through the API server's proxy (what clients
-        of the Service see), or None when nothing answers."""
-        try:
-            body = self.kube.request("GET", "/api/v1/namespaces/%s/services/vllm-api:8000/proxy/v1/models" % NS,
-                                     timeout=5)
-        except k8s.KubeError:
-            return None
-        return [m["id"] for m in (body or {}).get("data", [])]
-
-    def ledger(self):
-        return self.sim.ledger(NODE)
-
-
 def homelab_manifests(**catalog_changes):
-    catalog = [dict(entry, **catalog_changes.get(entry["name"], {})) for entry in HOMELAB["vllm_catalog"]]
-    return render("homelab", {"vllm_catalog": catalog, "vllm_prepull": False}).manifests
-
-
-def marked(request, name):
-    marker = request.node.get_closest_marker(name)
-    return dict(marker.kwargs) if marker else {}
+    return inventory_manifests("homelab", **catalog_changes)
 
 
 @pytest.fixture
@@ -106,8 +43,8 @@ def node(kube_api, kubeconfig, collection_kube, fake_nvml_lib, tmp_path, request
     with KubeletSimulator(kube_api.url, nodes=[spec], time_scale=SCALE, state_dir=tmp_path / "cluster",
                           vllm_load_seconds=20, vllm_shutdown_seconds=2, vllm_overrides=overrides) as sim:
         k8s.apply_all(collection_kube, homelab_manifests(**changes))
-        the_node = Node(sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path)
-        result = the_node.switch("ml")[0]  # what site.yml's activation does on a fresh cluster
+        the_node = Node(sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path, NODE, NS)
+        result, _err = the_node.switch("ml")  # what site.yml's activation does on a fresh cluster
         assert result["outcome"] == "switched"
         yield the_node
     assert not sim.errors, sim.errors
@@ -117,7 +54,7 @@ def test_ml_to_r1_and_back_waits_for_the_memory_before_starting_the_next(node):
     assert node.serves() == ["Qwen/Qwen3-8B-AWQ", "vllm-qwen"]
     ledger = node.ledger()
     ml_pid = next(p.pid for p in ledger.processes(0))
-    result = node.switch("r1")[0]
+    result, err = node.switch("r1")
     assert result["from"] == "ml" and result["to"] == "r1" and result["outcome"] == "switched"
     assert result["plan"]["stop"] == ["vllm-ml"] and result["plan"]["start"] == {"vllm-r1": 1}
     assert node.replicas() == {"vllm-ml": 0, "vllm-r1": 1}
@@ -133,13 +70,13 @@ def test_ml_to_r1_and_back_waits_for_the_memory_before_starting_the_next(node):
     mode, history = node.recorded()
     assert mode == "r1" and history[0]["from"] == "ml" and history[0]["outcome"] == "switched"
 
-    back = node.switch("ml")[0]
+    back, _err = node.switch("ml")
     assert back["outcome"] == "switched" and node.serves() == ["Qwen/Qwen3-8B-AWQ", "vllm-qwen"]
     assert node.recorded()[0] == "ml"
 
 
 def test_off_frees_the_gpu_and_a_switch_back_serves_again(node):
-    result = node.switch("off")[0]
+    result, _err = node.switch("off")
     assert result["plan"]["stop"] == ["vllm-ml"] and result["plan"]["start"] == {}
     assert node.replicas() == {"vllm-ml": 0, "vllm-r1": 0}
     assert node.ledger().used_mib(0) == 0 and node.serves() is None
@@ -157,7 +94,7 @@ def test_an_unknown_mode_lists_the_valid_ones_and_changes_nothing(node):
 
 def test_switching_to_the_active_serving_mode_changes_nothing(node):
     before = node.kube.get("apps/v1", "Deployment", "vllm-ml", NS)["metadata"]["resourceVersion"]
-    result = node.switch("ml")[0]
+    result, _err = node.switch("ml")
     assert result["outcome"] == "unchanged" and result["changed"] is False
     assert node.kube.get("apps/v1", "Deployment", "vllm-ml", NS)["metadata"]["resourceVersion"] == before
     assert len(node.recorded()[1]) == 1  # no history entry for a no-op
@@ -229,7 +166,7 @@ def test_of_two_concurrent_switches_one_wins_and_the_other_names_it(node):
     code, _out, err = node.run("off")
     assert code == 3
     assert "another switch is running" in err and "held by" in err
-    out = first.communicate(timeout=120)[0]
+    out, _err = first.communicate(timeout=120)
     assert first.returncode == 0 and json.loads(out)["outcome"] == "switched"
     assert node.recorded()[0] == "r1" and node.replicas() == {"vllm-ml": 0, "vllm-r1": 1}
 
@@ -239,7 +176,7 @@ def test_a_stale_lease_of_a_crashed_switcher_is_taken_over(node):
     lease["spec"].update(holderIdentity="crashed@elsewhere pid 1", leaseDurationSeconds=5,
                          renewTime="2026-01-01T00:00:00.000000Z")
     node.kube.request("PUT", node.kube.path("coordination.k8s.io/v1", "Lease", NS, "gpu-mode-" + NODE), body=lease)
-    result = node.switch("r1")[0]
+    result, _err = node.switch("r1")
     assert result["outcome"] == "switched"
     spec = node.kube.get("coordination.k8s.io/v1", "Lease", "gpu-mode-" + NODE, NS)["spec"]
     assert spec.get("holderIdentity") is None and spec["leaseTransitions"] >= 1
@@ -257,7 +194,7 @@ def test_a_switch_waits_for_a_request_in_flight_and_takes_the_pod_out_of_the_ser
     client = threading.Thread(target=long_request)
     client.start()
     time.sleep(0.3)
-    result = node.switch("r1")[0]
+    result, _err = node.switch("r1")
     client.join(10)
     # the answer was not cut off: it arrived whole (a stream cut mid-way fails the request instead)
     assert answers and answers[0]["choices"][0]["finish_reason"] in ("stop", "length")
@@ -267,7 +204,7 @@ def test_a_switch_waits_for_a_request_in_flight_and_takes_the_pod_out_of_the_ser
 
 def test_the_vllm_roles_next_run_after_a_switch_changes_nothing_and_keeps_the_mode(node):
     assert node.switch("r1")[0]["outcome"] == "switched"
-    results = k8s.apply_all(node.kube, homelab_manifests())[0]  # what site.yml's vllm role applies
+    results, _applied = k8s.apply_all(node.kube, homelab_manifests())  # what site.yml's vllm role applies
     assert [r["name"] for r in results if r["changed"]] == []
     assert node.replicas() == {"vllm-ml": 0, "vllm-r1": 1} and node.recorded()[0] == "r1"
     assert node.serves() == ["casperhansen/deepseek-r1-distill-qwen-7b-awq", "vllm-r1"]

@@ -2,9 +2,11 @@
 playbook, and the registry lookup against the harness's local OCI registry (real HTTP, no mocks)."""
 
 import json
+import pathlib
 import socket
 
 import pytest
+import yaml
 
 from tests.harness.ansible_cli import ansible_module, ansible_playbook
 from tests.harness.oci_registry import cuda_image_env
@@ -161,3 +163,38 @@ def test_token_auth_anonymous_and_with_credentials(oci_registry_auth):
         "insecure": True, "timeout": 5, "username": oci_registry_auth.username, "password": oci_registry_auth.password})
     assert allowed["image"]["source"] == "registry" and allowed["image_cuda"] == anonymous["image_cuda"]
     assert allowed["verdict"] == "fail"  # a CUDA 12.9 image on the RTX 3060's 570 driver
+
+
+# --- hot standby ---------------------------------------------------------------------------------------
+
+def test_the_module_judges_an_awake_share_beside_a_sleeper():
+    r1 = {"name": "casperhansen/deepseek-r1-distill-qwen-7b-awq", "quantization": "awq_marlin", "weights_gib": 5.2,
+          "max_model_len": 4096, "gpu_memory_utilization": 0.85}
+    node = dict(HOMELAB, gpus=[dict(HOMELAB["gpus"][0], memory_used_mib=250)])
+    result = ansible_module("baremetal.gpu.vllm_compat", {
+        "image": "vllm/vllm-openai:v0.8.5.post1", "node": node, "fail_on": "never",
+        "model": dict(QWEN_AWQ, max_model_len=4096, sleep_mode=True), "standby": [
+            {"name": "r1", "image": "vllm/vllm-openai:v0.8.5.post1", "model": r1}]})
+    # 0.90 x 12288 = 11059 MiB wanted; 12288 - 250 in use - 1229 kept by r1 asleep = 10809 free
+    reason = [r for r in result["reasons"] if r["code"] == "gpu_memory_oversubscribed"][0]
+    assert "r1 (asleep, 1229 MiB)" in reason["message"] and result["standby"][0]["residue_mib"] == 1229
+
+
+def test_preflight_judges_each_workload_beside_what_its_modes_keep_asleep():
+    gpu = {"name": "NVIDIA GeForce RTX 3060", "compute_capability": "8.6", "memory_total_mib": 12288,
+           "memory_used_mib": 250}
+    facts = {"driver_version": "570.195.03", "gpus": [gpu]}
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+             "preflight_node_facts": facts}
+    inventory = pathlib.Path(__file__).resolve().parents[2] / "inventories" / "examples" / "homelab-standby"
+    run = ansible_playbook("preflight.yml", inventory=str(inventory), extra_vars=local)
+    assert "k3s-gpu-worker ml         vllm/vllm-openai:v0.8.5.post1            ok" in run.stdout
+    assert "k3s-gpu-worker r1         vllm/vllm-openai:v0.8.5.post1            ok" in run.stdout
+    # the same inventory with ml at 0.90: awake beside r1 asleep, it no longer fits the 12 GiB GPU
+    catalog = yaml.safe_load((inventory / "group_vars" / "all.yml").read_text())["vllm_catalog"]
+    catalog[0]["gpu_memory_utilization"] = 0.9
+    run = ansible_playbook("preflight.yml", inventory=str(inventory), check=False,
+                           extra_vars=dict(local, vllm_catalog=catalog))
+    assert run.returncode != 0
+    assert "k3s-gpu-worker ml         vllm/vllm-openai:v0.8.5.post1            fail" in run.stdout
+    assert "fix: gpu_memory_utilization: 0.87 (or lower the others" in run.stdout

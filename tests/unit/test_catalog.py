@@ -103,7 +103,7 @@ def test_argument_spec_names_the_mistyped_key(entry_spec, bad, named):
 
 def test_argument_spec_accepts_every_reference_deployment(entry_spec):
     inventories = [HOMELAB] + sorted((ROOT / "inventories" / "examples").glob("*/group_vars/all.yml"))
-    assert len(inventories) == 4
+    assert len(inventories) == 5  # the home lab, its hot-standby variant and the three other reference deployments
     for path in inventories:
         assert catalog.spec_errors(load(path)["vllm_catalog"], entry_spec) == [], path
 
@@ -244,6 +244,7 @@ def test_a_custom_server_runs_its_command_and_args_verbatim():
     w = catalog.plan([entry("tts", server="custom", command=["python3", "-m", "tts"], args=["--port", "8880"],
                             port=8880, health={"kind": "json", "field": "ready"})], settings())["workloads"][0]
     assert w["container"] == {"name": "server", "command": ["python3", "-m", "tts"], "args": ["--port", "8880"],
+                              "port_name": "http", "port": 8880,
                               "download_args": ["--repo", "Qwen/Qwen3-0.6B", "--cache-dir", "/root/.cache/huggingface"]}
     assert w["served_model_names"] == [] and w["health"]["models"] is False
 

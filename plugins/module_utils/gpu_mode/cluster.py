@@ -101,17 +101,29 @@ class NodeCluster:
     def pods(self, deployment):
         return self.kube.items("v1", "Pod", self.namespace, label_selector=selector_of(deployment))
 
-    def service_only_labels(self, deployment):
-        """The labels that put a Deployment's pods behind its Service without being part of the Deployment's own
-        selector: removing them from a pod takes it out of the Service (no new requests) while its ReplicaSet
-        keeps it (nothing replaces it)."""
+    def service_labels(self, deployment):
+        """``{label: value}`` that put a Deployment's pods behind its Service without being part of the
+        Deployment's own selector: removing them from a pod takes it out of the Service (no new requests) while
+        its ReplicaSet keeps it (nothing replaces it); setting them again puts it back."""
         info = workload_info(deployment)
         if not info["service"]:
-            return []
+            return {}
         service = self.kube.get("v1", "Service", info["service"], self.namespace)
         selector = ((service or {}).get("spec") or {}).get("selector") or {}
         own = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        return sorted(k for k in selector if k not in own)
+        return dict((k, v) for k, v in selector.items() if k not in own)
+
+    def service_only_labels(self, deployment):
+        """The keys of ``service_labels``."""
+        return sorted(self.service_labels(deployment))
+
+    def node_object(self):
+        """The Node (capacity, allocatable), or None when it cannot be read (absent, or the switcher's Role
+        does not allow it)."""
+        try:
+            return self.kube.get("v1", "Node", self.node)
+        except _kube_error():
+            return None
 
     # ---- acting
     def scale(self, name, replicas):
@@ -175,3 +187,29 @@ class NodeCluster:
                 if not remaining:
                     break
         return round(self.clock() - started, 3)
+
+    def wait_pods_exist(self, deployment, count, deadline):
+        """Watch until ``count`` pods of ``deployment`` exist (not terminating); returns them. A Deployment just
+        scaled up has none until its ReplicaSet creates them (milliseconds later)."""
+        KubeError = _kube_error()
+        selector = selector_of(deployment)
+        while True:
+            items, rv = self.kube.list("v1", "Pod", self.namespace, label_selector=selector)
+            pods = dict((p["metadata"]["name"], p) for p in items if not p["metadata"].get("deletionTimestamp"))
+            if len(pods) >= count:
+                return list(pods.values())
+            if self.clock() >= deadline:
+                raise ClusterError("%s has %d of %d pods" % (deployment["metadata"]["name"], len(pods), count))
+            try:
+                for event_type, obj in self.kube.watch("v1", "Pod", self.namespace, rv, deadline,
+                                                       label_selector=selector, clock=self.clock):
+                    name = obj["metadata"]["name"]
+                    if event_type == "DELETED" or obj["metadata"].get("deletionTimestamp"):
+                        pods.pop(name, None)
+                    elif event_type in ("ADDED", "MODIFIED"):
+                        pods[name] = obj
+                    if len(pods) >= count:
+                        return list(pods.values())
+            except KubeError as exc:
+                if exc.status != 410:
+                    raise

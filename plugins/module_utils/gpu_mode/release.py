@@ -166,19 +166,27 @@ def _normalize_before(before):
     return out
 
 
+def keep_of(keep_mib, uid):
+    """What a process of pod ``uid`` may keep: ``keep_mib`` is MiB for every pod, or ``{pod uid: MiB}``."""
+    if isinstance(keep_mib, dict):
+        return keep_mib.get(uid) or 0
+    return keep_mib or 0
+
+
 def _holders(poller, index, processes, old_pids, pod_uids, proc_root, keep_mib, tolerance_mib):
-    """The processes on GPU ``index`` that keep the stopped pods' memory: theirs (beyond ``keep_mib``, what a
-    sleeping server may keep), or exited ones the driver has not released. ``old_pids``: pid -> pod uid."""
+    """The processes on GPU ``index`` that keep the stopped pods' memory: theirs (beyond what they may keep, a
+    sleeping server's residue), or exited ones the driver has not released. ``old_pids``: pid -> pod uid."""
     out = []
     for pid, used in sorted(processes.items()):
         uid = pod_uid_of_pid(pid, proc_root) or old_pids.get(pid)
         alive = process_alive(pid, proc_root)
         if pid not in old_pids and (uid is None or uid not in pod_uids):
             continue
-        if keep_mib and alive and used is not None and used <= keep_mib + tolerance_mib:
+        keep = keep_of(keep_mib, uid)
+        if keep and alive and used is not None and used <= keep + tolerance_mib:
             continue  # a sleeping server down to what it keeps
-        if keep_mib and alive:
-            why = "holds more than the %d MiB it may keep" % keep_mib
+        if keep and alive:
+            why = "holds more than the %d MiB it may keep asleep" % keep
         else:
             why = "still running in a stopped pod" if alive else "exited, memory not released yet"
         out.append({"gpu": index, "pid": pid, "name": poller.name(pid), "used_mib": used,
@@ -216,7 +224,7 @@ def wait_released(pod_uids, timeout, poller=None, proc_root="/proc", interval=DE
     """Wait until the GPU memory of the pods ``pod_uids`` (stopped or stopping) is released.
 
     ``keep_mib``: what each of their processes may keep (a server put to sleep keeps its CUDA context and
-    graph pool); 0 means their processes must be gone.
+    graph pool), for every pod or as ``{pod uid: MiB}``; 0 means their processes must be gone.
 
     ``before``: a ``snapshot()`` taken while those pods still ran (which GPUs and pids they used); without
     one, every GPU of the node is watched and only processes still mapped to the pods count as theirs.

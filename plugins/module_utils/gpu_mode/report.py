@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import modes, state
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import modes, standby, state
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.cluster import NodeCluster, workload_info
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode.release import pod_uid_of_pid
 
@@ -60,10 +60,25 @@ def status(kube, namespace, node, proc_root="/proc", facts_fn=gpu_facts):
         spec_replicas = int((d.get("spec") or {}).get("replicas") or 0)
         ready = int((d.get("status") or {}).get("readyReplicas") or 0)
         info = workload_info(d)
-        workloads.append({"name": name, "replicas": spec_replicas, "ready": ready,
-                          "state": "stopped" if not spec_replicas else ("ready" if ready >= spec_replicas else "starting"),
-                          "serves": info["served_model_names"], "modes": sorted(
-                              m for m, spec in book["modes"].items() if name in spec["workloads"])})
+        sleep = standby.sleep_info(d)
+        entry = {"name": name, "replicas": spec_replicas, "ready": ready,
+                 "state": "stopped" if not spec_replicas else ("ready" if ready >= spec_replicas else "starting"),
+                 "serves": info["served_model_names"],
+                 "modes": sorted(m for m, spec in book["modes"].items() if name in spec["workloads"]),
+                 "standby_in": sorted(m for m, spec in book["modes"].items() if name in (spec.get("standby") or {}))}
+        if sleep and spec_replicas:
+            # awake, asleep or unknown (not answering yet), per pod, from the server itself
+            pods = cluster.pods(d)
+            answers = [standby.is_sleeping(kube, p, sleep["engine_port"]) for p in pods]
+            entry["pods"] = dict((p["metadata"]["name"], {True: "asleep", False: "awake"}.get(a, "unknown"))
+                                 for p, a in zip(pods, answers))
+            if answers and all(a is True for a in answers):
+                entry["state"] = "asleep"
+            elif answers and all(a is False for a in answers) and entry["state"] == "ready":
+                entry["state"] = "awake"
+        elif spec_replicas and entry["state"] == "ready":
+            entry["state"] = "awake"
+        workloads.append(entry)
     try:
         facts = facts_fn()
         if facts.get("gpus"):
@@ -123,8 +138,10 @@ def status_text(data):
         if w["state"] == "missing":
             lines.append("  %-28s missing (run site.yml)" % w["name"])
             continue
-        lines.append("  %-28s %-8s %d/%d ready  modes %s  serves %s" % (
-            w["name"], w["state"], w["ready"], w["replicas"], ",".join(w["modes"]), ", ".join(w["serves"]) or "-"))
+        lines.append("  %-28s %-8s %d/%d ready  modes %s%s  serves %s" % (
+            w["name"], w["state"], w["ready"], w["replicas"], ",".join(w["modes"]) or "-",
+            "  standby in %s" % ",".join(w["standby_in"]) if w.get("standby_in") else "",
+            ", ".join(w["serves"]) or "-"))
     gpus = data["gpus"]
     if isinstance(gpus, dict):
         lines.append("GPU memory: unavailable here (%s)" % gpus.get("error"))
@@ -165,7 +182,11 @@ def switch_text(result):
                           "  stop:  %s" % (", ".join(plan.get("stop") or []) or "-"),
                           "  start: %s" % (", ".join("%s x%d" % kv for kv in sorted((plan.get("start") or {}).items()))
                                            or "-"),
-                          "  keep:  %s" % (", ".join(sorted(plan.get("keep") or {})) or "-"),
-                          "  expected load: about %.0f s" % (result.get("expected_load_seconds") or 0)])
+                          "  keep:  %s" % (", ".join(sorted(plan.get("keep") or {})) or "-")] +
+                         (["  sleep: %s" % ", ".join(plan["sleep"])] if plan.get("sleep") else []) +
+                         (["  wake:  %s" % ", ".join(sorted(plan["wake"]))] if plan.get("wake") else []) +
+                         (["  start asleep: %s" % ", ".join(plan["standby_start"])] if plan.get("standby_start") else []) +
+                         (["  asleep: %s" % ", ".join(plan["keep_asleep"])] if plan.get("keep_asleep") else []) +
+                         ["  expected load: about %.0f s" % (result.get("expected_load_seconds") or 0)])
     return "%s %s in %.1f s (%s)" % (head, result.get("outcome"), result.get("total_seconds") or 0,
                                      _phases(result.get("phases") or {}))

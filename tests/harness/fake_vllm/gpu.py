@@ -270,8 +270,16 @@ class GpuMemory:
         return {"weights": weights, "kv_cache": max(0, self.footprint_mib - kept - weights)}
 
     def sleep(self, level):
-        """Unmap the tagged memory (weights go to host RAM at level 1); returns (freed MiB, still used MiB)."""
+        """Unmap the tagged memory (weights go to host RAM at level 1); returns (freed MiB, still used MiB).
+        Releases whose weights were loaded outside the sleep-mode pool (0.14 .. 0.16) keep them on the GPU."""
         before = self.held_mib()
+        if getattr(self.profile, "sleep_keeps_weights", False):
+            kept = self.mapped["weights"]
+            self.host_weights_mib = 0
+            self.mapped = {"weights": kept, "kv_cache": 0}
+            target = min(before, self.residue_mib + kept)
+            self.claim.set_each(target)
+            return before - target, target
         self.host_weights_mib = self.mapped["weights"] if level == 1 else 0
         self.mapped = {"weights": 0, "kv_cache": 0}
         target = min(before, self.residue_mib)

@@ -110,6 +110,14 @@ FACTS = {
         ("0.17", True, "vllm/v1/engine/core.py at 0.17.0: sleep(level, mode) pauses the scheduler first; new "
                        "requests wait until wake_up; mode=abort (default) aborts running ones"),
     ],
+    "sleep_keeps_weights": [
+        ("0", False, "vllm/v1/worker/gpu_worker.py load_model() at 0.8.5.post1 .. 0.13.0: the weights are loaded in "
+                     "the sleep-mode pool (tag 'weights')"),
+        ("0.14", True, "vllm/v1/worker/gpu_worker.py load_model() at 0.14.0 and 0.16.0: `with "
+                       "self._maybe_get_memory_pool_context(tag='weights') and set_current_vllm_config(...)` enters "
+                       "only the second: the weights stay on the GPU while asleep (vllm-project/vllm#32714)"),
+        ("0.17", False, "vllm/v1/worker/gpu_worker.py load_model() at 0.17.0 enters both (vllm-project/vllm#32947)"),
+    ],
     "partial_wake_resumes": [
         ("0", False, "before 0.17 wake_up does not touch the scheduler"),
         ("0.17", True, "vllm/v1/engine/core.py at 0.17.0 .. 0.23.0: wake_up(tags) resumes scheduling even when "

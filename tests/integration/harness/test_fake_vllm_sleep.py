@@ -1,5 +1,6 @@
 """vLLM sleep mode in the fake, per release: dev-mode routes, --enable-sleep-mode, levels, tags, reload, the
-residue held while asleep, inference while asleep, and waking while a peer holds the memory.
+residue held while asleep (the weights too on 0.14 .. 0.16), inference while asleep, and waking while a peer holds the
+memory.
 
 RTX 3060 (12288 MiB) with Qwen3-8B-AWQ at 0.9 holds 500 + 11059 = 11559 MiB when awake (0.9.1+); the weights
 are 5836 MiB; asleep it keeps the residue, 1218 MiB by default (1.19 GiB, the figure vLLM logged in
@@ -52,7 +53,7 @@ def test_dev_routes_exist_only_with_vllm_server_dev_mode(fake_vllm, gpu_node):
 
 
 def test_level_1_keeps_the_residue_and_wake_up_restores_everything(fake_vllm, gpu_node):
-    server, node = sleeper(fake_vllm, gpu_node, version="0.15.1", sleep_seconds=30, wake_seconds=20)
+    server, node = sleeper(fake_vllm, gpu_node, version="0.13.0", sleep_seconds=30, wake_seconds=20)
     assert is_sleeping(server) is False
     started = time.monotonic()
     status, _h, raw = post(server, "/sleep?level=1", {"level": 2})  # the JSON body is ignored
@@ -70,6 +71,16 @@ def test_level_1_keeps_the_residue_and_wake_up_restores_everything(fake_vllm, gp
     assert is_sleeping(server) is False and node.used_mib() == AWAKE
     assert chat(server.url, "qwen")[0] == 200
     assert any("Sleep mode freed 10.10 GiB memory, 1.19 GiB memory is still in use." in line for line in server.logs())
+
+
+@pytest.mark.parametrize("version", ["0.14.0", "0.16.0"])
+def test_0_14_to_0_16_keep_the_weights_on_the_gpu_while_asleep(fake_vllm, gpu_node, version):
+    # their load_model() loads the weights outside the sleep-mode pool: a sleep frees the KV cache only
+    server, node = sleeper(fake_vllm, gpu_node, version=version)
+    assert post(server, "/sleep?level=1")[0] == 200 and is_sleeping(server) is True
+    assert node.used_mib() == RESIDUE + WEIGHTS and server.memory.host_weights_mib == 0
+    assert post(server, "/wake_up")[0] == 200 and node.used_mib() == AWAKE
+    assert chat(server.url, "qwen")[0] == 200
 
 
 def test_without_enable_sleep_mode_sleep_answers_200_and_frees_nothing(fake_vllm, gpu_node):

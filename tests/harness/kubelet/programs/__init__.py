@@ -14,7 +14,8 @@ Programs, in the order they are tried (`select_program`):
 2. the fake vLLM: `vllm serve ...`, `python3 -m vllm.entrypoints.openai.api_server ...`,
    `sh -c "... vllm serve ..."` (tests/harness/fake_vllm.py);
 3. NVIDIA's `nvidia-device-plugin` and `config-manager` (programs/nvidia.py);
-4. `/pause`; the vllm role's weights check (`python3 .../check_weights.py`);
+4. `/pause`; the vllm role's weights check (`python3 .../check_weights.py`) and API gate (`python3
+   .../api_gate.py`, the role's script read from the container's files and run: programs/api_gate.py);
 5. shell and coreutils: `sh -c SCRIPT`, `true`, `false`, `sleep N`, `sleep infinity`, `echo`, ...
    (programs/shell_run.py), `sh` or `python3` alone (no stdin: exit 0 at once);
 6. anything else runs idle, listens nowhere, and says so in one log line.
@@ -59,6 +60,7 @@ def is_vllm(argv: List[str]) -> bool:
 
 def select_program(ctx: ContainerContext) -> Any:
     """The backend for the container's effective argv (see the module docstring for the order)."""
+    from .api_gate import ApiGateProgram, is_api_gate
     from .basic import ExitedProgram, IdleProgram, PauseProgram, ShellProgram, WeightsCheckProgram
     from .nvidia import ConfigManagerProgram, DevicePluginProgram
     from .shell_run import split_argv
@@ -89,6 +91,8 @@ def select_program(ctx: ContainerContext) -> Any:
         return PauseProgram(ctx)
     if base.startswith("python") and len(argv) > 1 and posixpath.basename(argv[1]) == "check_weights.py":
         return WeightsCheckProgram(ctx)
+    if is_api_gate(argv):
+        return ApiGateProgram(ctx)
     if script is not None or base in ShellProgram.MODELLED or base in ("sh", "bash", "dash", "ash"):
         return ShellProgram(ctx)
     return IdleProgram(ctx)
