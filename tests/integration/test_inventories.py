@@ -8,7 +8,7 @@ import pytest
 
 from tests.harness.ansible_cli import ROOT, ansible_playbook, run_tool
 
-INVENTORIES = ["homelab", "local", "examples/datacenter-speech", "examples/t4-timesliced",
+INVENTORIES = ["homelab", "local", "examples/datacenter-speech", "examples/homelab-standby", "examples/t4-timesliced",
                "examples/workstation-asr-fallback"]
 NODE_STAGES = {"os", "driver", "k3s", "container_toolkit"}
 
@@ -49,6 +49,15 @@ def test_every_gpu_node_has_what_site_needs(name):
         if host in gpu_nodes and "gpu_modes" in hv:
             modes = hv["gpu_modes"]
             assert sum(1 for m in modes.values() if (m or {}).get("default")) == 1, (host, "one default mode")
+        if host in gpu_nodes and "k3s" not in skipped and hv.get("k3s_gpu_worker_device_plugin_config"):
+            # the label names a configuration the device plugin stage renders
+            assert hv["k3s_gpu_worker_device_plugin_config"] in hv.get("nvidia_device_plugin_configs", {}), host
+        if host in gpu_nodes and any((m or {}).get("standby") for m in hv.get("gpu_modes", {}).values()):
+            # each pod of a mode, awake or asleep, holds an nvidia.com/gpu of the one GPU: time-slicing must
+            # advertise at least that many (a pod short of one stays Pending)
+            config = hv.get("nvidia_device_plugin_configs", {}).get(hv.get("k3s_gpu_worker_device_plugin_config"))
+            pods = max(len(m.get("workloads", [])) + len(m.get("standby", [])) for m in hv["gpu_modes"].values() if m)
+            assert config and config.get("replicas", 1) >= pods, (host, "time-slicing for standby", config, pods)
         if hv.get("ansible_connection") == "local" and host != "localhost" or host == "localhost" and host in gpu_nodes:
             assert hv.get("baremetal_gpu_local_node") or skipped == NODE_STAGES, (host, "local node")
 
