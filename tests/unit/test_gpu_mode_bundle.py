@@ -92,3 +92,31 @@ def test_the_nodes_packages_are_pinned_to_the_versions_the_collection_is_tested_
     controller = pins(ROOT / "requirements.txt")
     assert {"kubernetes", "nvidia-ml-py"} <= set(node)
     assert dict((name, controller.get(name)) for name in node) == node
+
+
+def test_a_wheel_directory_packs_flat_reproducibly_and_an_empty_one_is_refused(tmp_path):
+    wheels = tmp_path / "cp311-manylinux_2_36_x86_64"
+    wheels.mkdir()
+    (wheels / "kubernetes-37.0.2-py2.py3-none-any.whl").write_bytes(b"PK\x03\x04 one")
+    (wheels / "requirements.txt").write_text("kubernetes==37.0.2\n")
+    (wheels / ".partial").write_text("left by an interrupted download")
+    (wheels / "sub").mkdir()
+
+    def pack_dir(dest):
+        run = subprocess.run([sys.executable, str(BUNDLE), "--directory", str(wheels), "--dest", str(dest)],
+                             capture_output=True, text=True, check=False)
+        return run
+
+    first = json.loads(pack_dir(tmp_path / "w.tar.gz").stdout)
+    assert first["files"] == 2 and first["changed"] is True
+    with tarfile.open(tmp_path / "w.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["kubernetes-37.0.2-py2.py3-none-any.whl", "requirements.txt"]
+        assert tar.extractfile("requirements.txt").read() == b"kubernetes==37.0.2\n"
+    assert json.loads(pack_dir(tmp_path / "w.tar.gz").stdout)["changed"] is False
+    (wheels / "requirements.txt").write_text("kubernetes==37.0.3\n")
+    changed = json.loads(pack_dir(tmp_path / "w.tar.gz").stdout)
+    assert changed["changed"] is True and changed["sha256"] != first["sha256"]
+    for name in ("kubernetes-37.0.2-py2.py3-none-any.whl", "requirements.txt", ".partial"):
+        (wheels / name).unlink()
+    empty = pack_dir(tmp_path / "e.tar.gz")
+    assert empty.returncode == 2 and "holds no file to pack" in empty.stderr

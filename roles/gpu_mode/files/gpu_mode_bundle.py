@@ -11,6 +11,9 @@ nodes, and a changed one replaces the whole tree (no stale file survives).
 
     gpu_mode_bundle.py --collection-module-utils DIR --dest FILE [--check]
 
+With ``--directory DIR`` instead, it packs the files of DIR (flat, e.g. a wheel directory), so that one file,
+not one per wheel, travels to each node and is compared there on later runs.
+
 prints one JSON line: {"path", "sha256", "changed", "files"}. Runs with the Python that runs Ansible.
 """
 
@@ -57,6 +60,17 @@ def members(collection_module_utils):
     return content
 
 
+def directory_files(top):
+    """{name: bytes} of the regular files directly in ``top`` (no sub-directories, no hidden files)."""
+    content = {}
+    for name in sorted(os.listdir(top)):
+        path = os.path.join(top, name)
+        if not name.startswith(".") and os.path.isfile(path):
+            with open(path, "rb") as handle:
+                content[name] = handle.read()
+    return content
+
+
 def archive(content):
     """A gzip'd tar of ``content``, byte-identical for identical content (sorted, no times, no owners)."""
     raw = io.BytesIO()
@@ -82,13 +96,22 @@ def _parents(name):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
-    parser.add_argument("--collection-module-utils", required=True, help="the collection's plugins/module_utils")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--collection-module-utils", help="the collection's plugins/module_utils")
+    source.add_argument("--directory", help="a directory whose files to pack (flat), e.g. a wheel directory")
     parser.add_argument("--dest", required=True, help="the archive to write")
     parser.add_argument("--check", action="store_true", help="say whether it would change, write nothing")
     args = parser.parse_args(argv)
-    if not os.path.isfile(os.path.join(args.collection_module_utils, "gpu_mode", "cli.py")):
+    if args.directory is not None:
+        if not os.path.isdir(args.directory):
+            parser.error("%s is not a directory" % args.directory)
+        content = directory_files(args.directory)
+        if not content:
+            parser.error("%s holds no file to pack" % args.directory)
+    elif not os.path.isfile(os.path.join(args.collection_module_utils, "gpu_mode", "cli.py")):
         parser.error("%s is not the collection's plugins/module_utils (no gpu_mode/cli.py)" % args.collection_module_utils)
-    content = members(args.collection_module_utils)
+    else:
+        content = members(args.collection_module_utils)
     data = archive(content)
     try:
         with open(args.dest, "rb") as handle:
