@@ -1,8 +1,9 @@
 """The README's first try, `./scripts/try`, as a newcomer runs it from a fresh clone after setup: the whole of
 site.yml against the simulated home lab (inventories/local), a switch to r1 and back, and nothing left behind
 afterwards. Only the simulation's clock differs (--time-scale 0.05 instead of the default 0.2: the model loads
-take a quarter of the time, which keeps CI within its budget; the sequence is the same). The lines the README shows of its output must be in what it printed (README.md, the block
-after "What it prints"), so the README cannot drift from what the command does."""
+take a quarter of the time, which keeps CI within its budget; the sequence is the same). The lines the README
+shows of its output must be in what it printed (README.md, the block after "What it prints"), so the README
+cannot drift from what the command does."""
 
 import os
 import pathlib

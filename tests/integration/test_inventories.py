@@ -64,7 +64,7 @@ def test_every_gpu_node_has_what_site_needs(name):
 
 @pytest.mark.parametrize("name", INVENTORIES)
 def test_no_secret_in_plain_text(name):
-    _, hostvars = inventory(name)
+    hostvars = inventory(name)[1]
     for host, hv in hostvars.items():
         for key in ("k3s_gpu_worker_token", "vllm_hf_token"):
             value = hv.get(key, "")
