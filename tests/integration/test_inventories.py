@@ -75,11 +75,12 @@ def test_no_secret_in_plain_text(name):
 
 
 @pytest.mark.slow
-def test_the_home_lab_checksum_placeholder_is_refused_before_anything_changes(tmp_path):
+@pytest.mark.parametrize("name", ["homelab", "examples/homelab-standby"])
+def test_the_home_lab_checksum_placeholder_is_refused_before_anything_changes(tmp_path, name):
     password = tmp_path / "vault-password"
     password.write_text("unused\n")
     run = ansible_playbook(ROOT / "site.yml", "--limit", "k3s-server", "--vault-password-file", str(password),
-                           inventory=ROOT / "inventories" / "homelab", check=False,
+                           inventory=ROOT / "inventories" / name, check=False,
                            extra_vars={"ansible_connection": "local", "baremetal_gpu_local_node": True,
                                        "ansible_python_interpreter": "{{ ansible_playbook_python }}"})
     out = " ".join((run.stdout + run.stderr).split())
