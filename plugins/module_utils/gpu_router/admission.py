@@ -4,10 +4,12 @@
 """Admission of requests: one FIFO queue across modes, a concurrency limit per mode, a bound on waiting
 requests per mode (beyond it: 429). Pure bookkeeping, no I/O and no clock: the coordinator drives it.
 
-The order is strict: requests are let through in arrival order. A request for the active mode goes when the
-mode has a free slot and nothing older waits; the oldest waiting request for another mode makes that mode
-*wanted* and everything behind it waits too, so a busy incumbent drains (its in-flight requests finish, no
-new ones start) and the switch can happen; after the switch the queue moves on in the same order.
+Requests are let through in arrival order. A request for the active mode goes when the mode has a free slot and
+nothing older waits; the oldest waiting request for another mode makes that mode *wanted* and everything that
+arrives after it waits too, so a busy incumbent drains (its in-flight requests finish, no new ones start) and
+the switch can happen. When a mode becomes active, every request that was already waiting for it goes (in
+order, as slots allow), wherever it stood in the queue: requests that came in during a switch ride on it
+instead of each costing a switch back and forth.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -48,6 +50,8 @@ class Admission:
         self.queue_size = int(queue_size)
         self.queue = []
         self.inflight = {}
+        self.issued = 0  # id of the newest ticket offered
+        self.cutoff = 0  # tickets up to this id were waiting when the active mode became active
 
     def limit(self, mode):
         return int(self.concurrency.get(mode, self.default_concurrency) or 0)
@@ -64,8 +68,13 @@ class Admission:
             return sum(self.inflight.values())
         return self.inflight.get(mode, 0)
 
+    def activated(self):
+        """The active mode changed: the requests waiting now for it may go before older ones for other modes."""
+        self.cutoff = self.issued
+
     def offer(self, ticket, active, switching):
         """Queue ``ticket``; it is granted at once when it may go now. QueueFull when its mode's queue is full."""
+        self.issued = max(self.issued, ticket.id)
         if not self.queue and not switching and ticket.mode == active and self.has_slot(active):
             self._grant(ticket)
             return ticket
@@ -94,16 +103,19 @@ class Admission:
         granted = []
         if switching:
             return granted, None
-        while self.queue:
-            head = self.queue[0]
-            if head.mode != active:
-                return granted, head.mode
+        wanted = None
+        for ticket in list(self.queue):
+            if ticket.mode != active:
+                wanted = wanted or ticket.mode
+                continue
+            if wanted is not None and ticket.id > self.cutoff:
+                break  # came after a request for another mode: waits for that switch
             if not self.has_slot(active):
                 break
-            self.queue.pop(0)
-            self._grant(head)
-            granted.append(head)
-        return granted, None
+            self.queue.remove(ticket)
+            self._grant(ticket)
+            granted.append(ticket)
+        return granted, wanted
 
     def fail_mode(self, mode):
         """Take every waiting request for ``mode`` out of the queue (its switch failed); returns them."""

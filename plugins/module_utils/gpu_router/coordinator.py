@@ -68,6 +68,7 @@ class Coordinator:
         if self.switching is None and recorded != self.active:
             self.log("mode_followed", previous=self.active, mode=recorded)
             self.active = recorded
+            self.admission.activated()
             self._arm_idle()
         self._kick()
 
@@ -203,6 +204,7 @@ class Coordinator:
                  phases=result.get("phases"), error=error)
         self.switching = None
         self.switch_started = None
+        self.admission.activated()
         if not self._switch_done.done():
             self._switch_done.set_result(self.last_switch)
         self._kick()
