@@ -283,4 +283,3 @@ class Coordinator:
                 "in_flight": self.admission.running(), "last_switch": self.last_switch,
                 "failures": dict((m, {"reason": f[1], "ago_s": round(self.clock() - f[0], 1)})
                                  for m, f in self.failures.items())}
-
