@@ -61,15 +61,15 @@ def labels(node):
             "baremetal.gpu/node": node}
 
 
-def rules(node, deployments):
+def rules(node, deployments, standby=False):
     """The router's Role: the switcher's own rules plus watching its node's ConfigMap by name."""
-    out = [dict(rule) for rule in access.rules(node, deployments)]
+    out = [dict(rule) for rule in access.rules(node, deployments, standby)]
     out.append({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [modes.configmap_name(node)],
                 "verbs": ["list", "watch"]})
     return out
 
 
-def build(node, namespace, deployments, image, settings=None, **options):
+def build(node, namespace, deployments, image, settings=None, standby=False, **options):
     """Every object, in apply order. ``deployments``: the node's mode-bound Deployments (its modes ConfigMap);
     ``image``: an image the node has, with python3 and aiohttp (a catalog vLLM image); ``settings``: the
     router's settings (``config.DEFAULTS`` keys; node and namespace are set here)."""
@@ -118,7 +118,7 @@ def build(node, namespace, deployments, image, settings=None, **options):
     config_text = json.dumps(config, indent=2, sort_keys=True)
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name)},
-        {"apiVersion": RBAC + "/v1", "kind": "Role", "metadata": meta(name), "rules": rules(node, deployments)},
+        {"apiVersion": RBAC + "/v1", "kind": "Role", "metadata": meta(name), "rules": rules(node, deployments, standby)},
         {"apiVersion": RBAC + "/v1", "kind": "RoleBinding", "metadata": meta(name),
          "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": name},
          "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
