@@ -75,10 +75,10 @@ def measure(requests, load, shutdown):
             direct, routed = Caller(cluster.model_pod_url("vllm-ml")), Caller(router_url)
             body = {"model": "vllm-qwen", "prompt": "hi", "max_tokens": 1}
             for caller in (direct, routed):  # warm up: connections, code paths
-                for _ in range(20):
+                for _warm in range(20):
                     caller.post("/v1/completions", body)
             times = {"direct": [], "router": []}
-            for _ in range(requests):
+            for _round in range(requests):
                 for name, caller in (("direct", direct), ("router", routed)):
                     seconds, status, _answer = caller.post("/v1/completions", body)
                     assert status == 200, status

@@ -138,4 +138,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())  # the pod runs `python3 -m ...gpu_router.cli`
