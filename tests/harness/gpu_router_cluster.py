@@ -37,15 +37,36 @@ def bundle_files():
     return gpu_mode_bundle.members(str(ROOT / "plugins" / "module_utils"))
 
 
+def site_files():
+    """What the gpu_router role installs into its site directory (the distributions of its
+    gpu_router_site_packages), taken from this test environment, where the same pins are installed. The role
+    itself is run by tests/integration/test_gpu_router_role.py."""
+    from importlib import metadata  # pylint: disable=import-outside-toplevel
+
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    defaults = yaml.safe_load((ROOT / "roles" / "gpu_router" / "defaults" / "main.yml").read_text())
+    out = {}
+    for name in defaults["gpu_router_site_packages"]:
+        dist = metadata.distribution(name)
+        for entry in dist.files or []:
+            rel = str(entry)
+            if rel.startswith("..") or "__pycache__" in rel:
+                continue
+            out[rel] = pathlib.Path(dist.locate_file(entry)).read_bytes()
+    return out
+
+
 def install_code(sim, node=NODE, options=None):
     """Put the router's code on the node's filesystem where the roles do (gpu_mode's lib, gpu_router's site)."""
     opts = dict(router_manifests.DEFAULTS, **(options or {}))
     host = sim.agents[node].host
-    for name, data in bundle_files().items():
-        path = opts["code_dir"] + "/" + name
-        host.makedirs(os.path.dirname(path))
-        host.files[path] = data
-    host.makedirs(opts["site_dir"])
+    for base, files in ((opts["code_dir"], bundle_files()), (opts["site_dir"], site_files())):
+        host.makedirs(base)
+        for name, data in files.items():
+            path = base + "/" + name
+            host.makedirs(os.path.dirname(path))
+            host.files[path] = data
 
 
 class RouterCluster:

@@ -20,7 +20,9 @@ Why the pod looks as it does:
 
 RBAC (Role ``gpu-router-<node>``): exactly the node switcher's rules (``gpu_mode.access.rules``: its modes
 ConfigMap and Lease by name, its mode-bound Deployments by name, the pod reads and label patches a drain needs)
-plus list/watch of that one ConfigMap by name (following the recorded mode). Nothing else.
+plus list/watch of that one ConfigMap by name (following the recorded mode). On a node with standby modes, as
+for its switcher (``gpu_mode.access.node_read_manifests``), ClusterRole and ClusterRoleBinding
+``gpu-router-<node>`` to read its own Node (the fit of a mode whose sleepers stay resident). Nothing else.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -48,6 +50,9 @@ DEFAULTS = {
     "cpu_request": "100m",
     "memory_request": "256Mi",
     "memory_limit": "1Gi",
+    # what is in code_dir and site_dir (the role passes their checksums): a new version rolls the pods, which
+    # otherwise keep the files they started with
+    "code_version": "",
 }
 
 
@@ -116,7 +121,11 @@ def build(node, namespace, deployments, image, settings=None, standby=False, **o
     if opts["runtime_class"]:
         pod_spec["runtimeClassName"] = opts["runtime_class"]
     config_text = json.dumps(config, indent=2, sort_keys=True)
-    return [
+    annotations = {"baremetal.gpu/config-hash": _digest(config_text)}
+    if opts["code_version"]:
+        annotations["baremetal.gpu/code-version"] = str(opts["code_version"])
+    node_read = access.node_read_manifests(node, namespace, account=name, labels=meta_labels) if standby else []
+    return node_read + [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name)},
         {"apiVersion": RBAC + "/v1", "kind": "Role", "metadata": meta(name), "rules": rules(node, deployments, standby)},
         {"apiVersion": RBAC + "/v1", "kind": "RoleBinding", "metadata": meta(name),
@@ -126,8 +135,7 @@ def build(node, namespace, deployments, image, settings=None, standby=False, **o
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(name), "spec": {
             "replicas": int(opts["replicas"]), "selector": {"matchLabels": select},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
-            "template": {"metadata": {"labels": dict(meta_labels, **select),
-                                      "annotations": {"baremetal.gpu/config-hash": _digest(config_text)}},
+            "template": {"metadata": {"labels": dict(meta_labels, **select), "annotations": annotations},
                          "spec": pod_spec}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": meta(opts["service"]), "spec": {
             "type": "ClusterIP", "selector": select,

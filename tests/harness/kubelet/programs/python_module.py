@@ -6,6 +6,13 @@ What the child gets, each the way a real pod gets it, and nothing more:
   under a mount point (`/opt/...`, `/etc/...`, `/var/run/secrets/...`) are redirected there by a
   `sitecustomize` shim, and PYTHONPATH entries are rewritten to it. A module the container's files do not
   have fails as python does ("No module named ...", exit 1).
+- the image's Python: the child runs isolated (`python -I -S`: no site-packages, PYTHONPATH and user site not
+  read by the interpreter itself) with a sys.path of, in a real `python3 -m` order, the working directory, the
+  container's PYTHONPATH (its mounted directories), the standard library, then what the image brings
+  (`IMAGE_PACKAGES`: for the vllm/vllm-openai image, the distributions of vLLM's own requirements that a
+  router can use: aiohttp, pydantic, PyYAML, requests, urllib3 and theirs; nothing for other images). So a
+  package the role did not put on the node fails the import as it would in the image. Not simulated: the
+  image's interpreter version (3.12 in vLLM 0.8) and its other packages (torch, vllm, openai, fastapi, ...).
 - the ServiceAccount token: as the kubelet does for `automountServiceAccountToken` (default true), a bound
   token from the API server's TokenRequest for the pod's `serviceAccountName` (so every request the child
   makes is authorized by the fake API's RBAC as that ServiceAccount), with the cluster CA and the namespace,
@@ -134,6 +141,53 @@ socket.socket.bind = bind
 '''
 _SHIM_DIR: Optional[str] = None
 
+# What each image's Python has beyond the standard library (distribution names, resolved in the test venv).
+VLLM_IMAGE_PACKAGES = ("aiohttp", "aiohappyeyeballs", "aiosignal", "attrs", "frozenlist", "multidict", "propcache",
+                       "yarl", "pydantic", "pydantic-core", "annotated-types", "typing-inspection",
+                       "typing-extensions", "PyYAML", "requests", "certifi", "charset-normalizer", "idna", "urllib3")
+IMAGE_PACKAGES = {"vllm/vllm-openai": VLLM_IMAGE_PACKAGES}
+_IMAGE_DIRS: Dict[str, str] = {}
+_IMAGE_LOCK = threading.Lock()
+
+# Run `python -m module args` as the image's python would, from an isolated interpreter: sys.path is built here.
+_BOOT = r'''import os, runpy, sys
+_cfg = __import__("json").loads(os.environ.pop("BAREMETAL_GPU_SIM_PYTHON"))
+_std = [p for p in sys.path if p]
+sys.path[:] = [os.getcwd()] + [p for p in os.environ.get("PYTHONPATH", "").split(":") if p] + _std + _cfg["image"]
+sys.path.insert(0, _cfg["shim"])
+import sitecustomize
+sys.path.remove(_cfg["shim"])
+del sys.modules["sitecustomize"]
+_module = sys.argv[2]
+sys.argv = [sys.argv[0]] + sys.argv[3:]
+runpy.run_module(_module, run_name="__main__", alter_sys=True)
+'''
+
+
+def image_site(image: str) -> List[str]:
+    """A directory holding (links to) the distributions an image's Python brings, or none for a bare image."""
+    repository = image.rsplit("@", 1)[0]
+    repository = repository.rsplit(":", 1)[0] if ":" in repository.rsplit("/", 1)[-1] else repository
+    names = IMAGE_PACKAGES.get(repository.replace("docker.io/", ""))
+    if not names:
+        return []
+    from importlib import metadata  # pylint: disable=import-outside-toplevel
+
+    with _IMAGE_LOCK:
+        if repository not in _IMAGE_DIRS:
+            root = tempfile.mkdtemp(prefix="image-site.")
+            for name in names:
+                dist = metadata.distribution(name)
+                for top in sorted(set(str(f).split("/", 1)[0] for f in dist.files or [])):
+                    source = str(dist.locate_file(top))
+                    if top.startswith("..") or top == "__pycache__" or not os.path.exists(source):
+                        continue
+                    target = os.path.join(root, top)
+                    if not os.path.lexists(target):
+                        os.symlink(source, target)
+            _IMAGE_DIRS[repository] = root
+        return [_IMAGE_DIRS[repository]]
+
 
 def _shim_dir() -> str:
     global _SHIM_DIR  # pylint: disable=global-statement
@@ -255,7 +309,9 @@ class PythonModuleProgram:
         env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"] = KUBERNETES_SERVICE[0], str(KUBERNETES_SERVICE[1])
         env["KUBERNETES_SERVICE_PORT_HTTPS"] = str(KUBERNETES_SERVICE[1])
         paths = [self.root + p if p.startswith("/") else p for p in env.get("PYTHONPATH", "").split(":") if p]
-        env["PYTHONPATH"] = ":".join([_shim_dir()] + paths)
+        env["PYTHONPATH"] = ":".join(paths)
+        env["BAREMETAL_GPU_SIM_PYTHON"] = json.dumps({"shim": _shim_dir(),
+                                                      "image": image_site(self.ctx.container.get("image", ""))})
         env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
         env["HOME"] = self.root
         env.update(self._gpu_env())
@@ -286,7 +342,8 @@ class PythonModuleProgram:
             return None
         log = open(self.log_path, "wb")  # pylint: disable=consider-using-with
         try:
-            self.proc = subprocess.Popen([sys.executable, *self.ctx.argv[1:]], env=self._environment(), cwd=self.root,
+            argv = [sys.executable, "-I", "-S", "-B", "-c", _BOOT, *self.ctx.argv[1:]]
+            self.proc = subprocess.Popen(argv, env=self._environment(), cwd=self.root,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         finally:
