@@ -20,6 +20,9 @@ description:
     Deployments by name; pods, pod and Service proxies, Services, events and pod logs of the namespace), a
     RoleBinding, and a Secret C(gpu-mode-<node>-token) of type C(kubernetes.io/service-account-token) that
     the cluster fills with a token valid while the Secret exists.
+  - On a node with hot-standby modes the Role also allows C(create) on pods/proxy (vLLM's sleep and wake-up
+    POSTs), and a ClusterRole and ClusterRoleBinding C(gpu-mode-<node>) allow C(get) of the node's own Node;
+    both go away again when no mode keeps standby.
   - "Returns the node's kubeconfig (that token, the cluster's CA from ConfigMap C(kube-root-ca.crt), the API
     server URL the node reaches), which is a credential. The module refuses to return it from a task that
     does not set C(no_log: true) (set O(return_kubeconfig=false) to get everything else)."

@@ -16,6 +16,8 @@ import time
 import pytest
 
 from ansible_collections.baremetal.gpu.plugins.module_utils import kube as k8s
+from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import access
+from tests.harness import gpu_mode_cluster as world
 from tests.harness.gpu_mode_node import Node, inventory_manifests, marked
 from tests.harness.kubelet import KubeletSimulator, NodeSpec
 
@@ -327,3 +329,33 @@ def test_a_sleepers_pod_that_was_recreated_is_put_back_asleep_by_the_active_mode
     assert states(node) == {"vllm-ml": "awake", "vllm-r1": "asleep"} and node.serves() == QWEN
     (new,) = node.pods("vllm-r1")
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
+
+
+def test_standby_switches_work_with_the_nodes_own_credentials(node, kube_api, collection_kube, fake_nvml_lib,
+                                                              tmp_path):
+    """The access a node with standby modes gets (module_utils/gpu_mode/access.py) is enough for sleep and wake
+    (POST through the pod proxy: verb create on pods/proxy) and the standby fit (its own Node, cluster-scoped:
+    a ClusterRole); a node without standby gets neither, and removal takes the cluster-scoped part away."""
+    granted = access.ensure(collection_kube, NODE, NS, collection_kube.api.configuration.host)
+    # written by hand: the sleep/wake POSTs need create on pods/proxy; RBAC cannot name ReplicaSet pods
+    assert {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["create"]} in granted["rules"]
+    cluster_role = collection_kube.get("rbac.authorization.k8s.io/v1", "ClusterRole", "gpu-mode-" + NODE)
+    assert cluster_role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "resourceNames": [NODE],
+                                      "verbs": ["get"]}]
+    kubeconfig = tmp_path / "node.kubeconfig"
+    kubeconfig.write_text(granted["kubeconfig"])
+    (tmp_path / "own").mkdir()
+    own = Node(node.sim, collection_kube, kubeconfig, fake_nvml_lib, tmp_path / "own", NODE, NS)
+    denials = world.Denials(kube_api)
+    for mode in ("r1", "ml"):
+        result, _err = own.switch(mode)
+        assert result["outcome"] == "switched" and result["plan"]["wake"], result
+    assert denials.of("system:serviceaccount:ml:gpu-mode-" + NODE) == []
+    assert states(node) == {"vllm-ml": "awake", "vllm-r1": "asleep"}
+    # the fit read the node's GPU slots (not "the Node cannot be read")
+    assert "cannot be read" not in json.dumps(result), result
+    without = access.rules(NODE, ["vllm-ml", "vllm-r1"])
+    assert not [r for r in without if "create" in r["verbs"] and r["resources"] == ["pods/proxy"]]
+    removed = access.remove(collection_kube, NODE, NS)
+    assert ("ClusterRole", "deleted") in [(o["kind"], o["action"]) for o in removed["objects"]]
+    assert collection_kube.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "gpu-mode-" + NODE) is None

@@ -7,9 +7,12 @@
 Per GPU node ``<node>``, in the namespace of its model servers:
 
 * ServiceAccount ``gpu-mode-<node>``;
-* Role ``gpu-mode-<node>`` with ``rules(node, deployments)``: the node's ConfigMap and Lease by name, its
-  mode-bound Deployments by name, and what a switch reads and does to pods (see ``rules``);
+* Role ``gpu-mode-<node>`` with ``rules(node, deployments, standby)``: the node's ConfigMap and Lease by name,
+  its mode-bound Deployments by name, and what a switch reads and does to pods (see ``rules``);
 * RoleBinding ``gpu-mode-<node>`` (the Role to the ServiceAccount);
+* only when some mode of the node keeps workloads in standby: ClusterRole and ClusterRoleBinding
+  ``gpu-mode-<node>`` to read the node's own Node object (its ``nvidia.com/gpu`` slots and memory: the fit of
+  a mode whose sleepers stay resident); Nodes are cluster-scoped, so a Role cannot grant it;
 * Secret ``gpu-mode-<node>-token`` of type ``kubernetes.io/service-account-token``: the cluster's token
   controller puts a token into it that does not expire and stays valid while the Secret exists (deleting the
   Secret revokes it; ``rotate`` replaces it);
@@ -52,9 +55,10 @@ def names(node):
             "lease": base}
 
 
-def rules(node, deployments):
+def rules(node, deployments, standby=False):
     """The Role of GPU node ``node`` whose mode-bound Deployments are ``deployments``: exactly the requests a
-    switch, ``gpu-mode status`` and ``gpu-mode list`` of that node make.
+    switch, ``gpu-mode status`` and ``gpu-mode list`` of that node make. ``standby``: some mode of the node
+    keeps workloads asleep, so a switch also POSTs vLLM's sleep and wake-up endpoints through the pod proxy.
 
     RBAC can name objects (resourceNames) for get, update, patch and delete, but not for create, list and
     watch of a collection: those are granted namespace-wide where needed. An empty resourceNames would mean
@@ -84,6 +88,10 @@ def rules(node, deployments):
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     ]
+    if standby:
+        # hot standby: POST /sleep, /wake_up and /collective_rpc to the sleepers' engines through the pod proxy
+        # (create); pods are named by their ReplicaSet, so RBAC cannot name them
+        out.append({"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["create"]})
     bound = sorted(set(deployments or []))
     if bound:
         # scaling the node's own mode-bound Deployments (server-side apply of spec.replicas = patch)
@@ -96,15 +104,28 @@ def _meta(name, namespace, node):
     return {"name": name, "namespace": namespace, "labels": dict(LABELS), "annotations": {NODE_ANNOTATION: node}}
 
 
-def manifests(node, namespace, deployments):
-    """ServiceAccount, Role, RoleBinding and token Secret of ``node`` (as applied; the token controller fills the
-    Secret's data)."""
+def node_read_manifests(node, namespace):
+    """ClusterRole and ClusterRoleBinding that let the node's ServiceAccount read its own Node, nothing else."""
     own = names(node)
+    meta = {"name": own["role"], "labels": dict(LABELS), "annotations": {NODE_ANNOTATION: node}}
     return [
+        {"apiVersion": RBAC + "/v1", "kind": "ClusterRole", "metadata": dict(meta),
+         "rules": [{"apiGroups": [""], "resources": ["nodes"], "resourceNames": [node], "verbs": ["get"]}]},
+        {"apiVersion": RBAC + "/v1", "kind": "ClusterRoleBinding", "metadata": dict(meta),
+         "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": own["role"]},
+         "subjects": [{"kind": "ServiceAccount", "name": own["account"], "namespace": namespace}]},
+    ]
+
+
+def manifests(node, namespace, deployments, standby=False):
+    """ServiceAccount, Role, RoleBinding and token Secret of ``node`` (as applied; the token controller fills the
+    Secret's data), and with ``standby`` the read of its own Node (``node_read_manifests``)."""
+    own = names(node)
+    return (node_read_manifests(node, namespace) if standby else []) + [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(own["account"], namespace, node),
          "automountServiceAccountToken": False},
         {"apiVersion": RBAC + "/v1", "kind": "Role", "metadata": _meta(own["role"], namespace, node),
-         "rules": rules(node, deployments)},
+         "rules": rules(node, deployments, standby)},
         {"apiVersion": RBAC + "/v1", "kind": "RoleBinding", "metadata": _meta(own["binding"], namespace, node),
          "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": own["role"]},
          "subjects": [{"kind": "ServiceAccount", "name": own["account"], "namespace": namespace}]},
@@ -112,6 +133,17 @@ def manifests(node, namespace, deployments):
          "metadata": dict(_meta(own["secret"], namespace, node),
                           annotations={NODE_ANNOTATION: node, SERVICE_ACCOUNT_ANNOTATION: own["account"]})},
     ]
+
+
+def _remove_node_read(kube, node, check_mode):
+    """Delete the node's ClusterRole and ClusterRoleBinding where they exist: ``[{kind, namespace, name,
+    action: deleted}]`` (nothing for the ones that were not there)."""
+    out = []
+    name = names(node)["role"]
+    for kind in ("ClusterRoleBinding", "ClusterRole"):
+        if kube.delete(RBAC + "/v1", kind, name, None, dry_run=check_mode) is not None:
+            out.append({"kind": kind, "namespace": None, "name": name, "action": "deleted"})
+    return out
 
 
 def read_modes(kube, namespace, node):
@@ -197,7 +229,8 @@ def ensure(kube, node, namespace, server, ca_pem=None, rotate=False, token_timeo
 
     book, recorded = read_modes(kube, namespace, node)
     bound = modes.bound_deployments(book)
-    wanted = manifests(node, namespace, bound)
+    sleepers = bool(modes.standby_deployments(book))
+    wanted = manifests(node, namespace, bound, sleepers)
     own = names(node)
     rotated = False
     if rotate:
@@ -208,21 +241,23 @@ def ensure(kube, node, namespace, server, ca_pem=None, rotate=False, token_timeo
         for result in results:
             if result["kind"] == "Secret":
                 result.update(action="rotated", changed=True)
-    changed = any(r["changed"] for r in results)
     objects = [dict((k, r[k]) for k in ("kind", "namespace", "name", "action")) for r in results]
+    if not sleepers:  # no standby (any more): no read of the Node either
+        objects.extend(_remove_node_read(kube, node, check_mode))
+    changed = any(r["changed"] for r in results) or any(o["action"] == "deleted" for o in objects)
     config = None
     existing = kube.get("v1", "Secret", own["secret"], namespace)
     if not check_mode or (existing is not None and token_of(existing) and not rotate):
         secret = wait_token(kube, namespace, own["secret"], token_timeout)
         config = kubeconfig(server, cluster_ca(kube, namespace, secret, ca_pem), token_of(secret), node, namespace)
-    return {"changed": changed, "objects": objects, "rules": rules(node, bound), "book": book,
+    return {"changed": changed, "objects": objects, "rules": rules(node, bound, sleepers), "book": book,
             "recorded": recorded, "kubeconfig": config}
 
 
 def remove(kube, node, namespace, check_mode=False):
     """Delete the node's access objects (the token stops working at once); returns ``{"changed", "objects"}``."""
     own = names(node)
-    out = []
+    out = _remove_node_read(kube, node, check_mode)
     for api_version, kind, name in ((RBAC + "/v1", "RoleBinding", own["binding"]), (RBAC + "/v1", "Role", own["role"]),
                                     ("v1", "Secret", own["secret"]), ("v1", "ServiceAccount", own["account"])):
         gone = kube.delete(api_version, kind, name, namespace, dry_run=check_mode) is None
