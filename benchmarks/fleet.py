@@ -12,8 +12,8 @@ runs at ``--time-scale`` (1.0 = real time): probe periods (the role's 1 s), term
 fake vLLM's model load (``--load-seconds``, default 20 s: a 7-8B AWQ model from a warm cache) and shutdown after
 SIGTERM (``--shutdown-seconds``, default 3 s).
 
-Sequence (one cluster): every node activated in ml (the playbook, not measured); ml -> r1 with
-``--limit <first node>`` (single_s); that node back to ml (not measured); ml -> r1 for all N nodes at once
+Sequence (one cluster): every node switched to ml by its `gpu-mode` command (not measured); ml -> r1 with
+``--limit <first node>`` (single_s); that node back to ml the same way (not measured); ml -> r1 for all N nodes at once
 (fleet_s); then r1 -> r1 (nothing to do) for one node and for all N. Every run is the wall time of the
 ``ansible-playbook`` process, with ``--forks`` (default: N, so that forks do not bound the fleet; ``--forks 10``
 shows a fleet larger than forks: it switches in waves). The figures beside them split each run into Ansible's
@@ -53,6 +53,7 @@ from ansible_collections.baremetal.gpu.plugins.module_utils import kube_apply  #
 from ansible_collections.baremetal.gpu.plugins.module_utils.gpu_mode import access  # noqa: E402
 from tests.harness import fake_nvml  # noqa: E402
 from tests.harness.fake_kube import FakeKubeAPI  # noqa: E402
+from tests.harness.gpu_mode_node import Node  # noqa: E402
 from tests.harness.kubelet import KubeletSimulator, NodeSpec  # noqa: E402
 from tests.harness.role_render import INVENTORIES, render  # noqa: E402
 
@@ -111,6 +112,16 @@ def switch_inventory(path, kube, sim, nodes, nvml_lib, tmp):
         }
     path.write_text(yaml.safe_dump({"all": {"children": {"gpu_nodes": {"hosts": hosts}}}}))
     return path
+
+
+def cli_switch(sim, kube, nvml_lib, tmp, nodes, mode):
+    """Switch ``nodes`` to ``mode`` with each node's `gpu-mode` command, all at once (the steps not measured)."""
+    procs = [(node, Node(sim, kube, tmp / ("%s.kubeconfig" % node), nvml_lib, tmp, node, NAMESPACE).start(mode, "--json"))
+             for node in nodes]
+    for node, proc in procs:
+        out, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError("gpu-mode %s on %s: exit %d\n%s\n%s" % (mode, node, proc.returncode, out[-2000:], err[-2000:]))
 
 
 def _instant(stamp):
@@ -216,12 +227,11 @@ def main(argv=None):
                 kube_apply.apply_all(kube, rendered.manifests, field_manager="baremetal-gpu",
                                      default_namespace=NAMESPACE)
                 inventory = switch_inventory(tmp / "hosts.yml", kube, sim, nodes, nvml_lib, tmp)
-                activation = playbook(inventory, "ml", forks)
+                cli_switch(sim, kube, nvml_lib, tmp, nodes, "ml")  # not measured: every node's gpu-mode at once
                 check_fleet(kube, nodes, "ml")
-                print(describe("activation, every node (none) -> ml (not measured)", activation))
                 single = playbook(inventory, "r1", forks, limit=nodes[0])
                 print(describe("single: %s ml -> r1" % nodes[0], single))
-                playbook(inventory, "ml", forks, limit=nodes[0])
+                cli_switch(sim, kube, nvml_lib, tmp, nodes[:1], "ml")  # not measured
                 check_fleet(kube, nodes, "ml")
                 fleet = playbook(inventory, "r1", forks)
                 check_fleet(kube, nodes, "r1")
