@@ -77,10 +77,13 @@ def _verdict(name, result):
 def check_mode_fit(facts_fn, book, mode, deployments, cluster, proc_root="/proc"):
     """One verdict per workload of ``mode`` (its standby workloads as ``<name> (standby)``), plus one for the
     node's GPU count when the mode keeps more pods than it has: ``[{workload, verdict, why, reasons}]``."""
+    # the GPU first, the pods second: a process NVML shows belongs to a pod that existed then, so the list
+    # that follows has it (a pod created between a list and the GPU reading would look like a stranger)
+    gpu_facts = facts_fn()
     bound_uids = set()
     for deployment in deployments.values():
         bound_uids.update(p["metadata"]["uid"] for p in cluster.pods(deployment))
-    facts = facts_without(facts_fn(), bound_uids, proc_root)
+    facts = facts_without(gpu_facts, bound_uids, proc_root)
     spec = book["modes"][mode]
     awake = dict(spec["workloads"])
     sleepers = dict(spec.get("standby") or {})
