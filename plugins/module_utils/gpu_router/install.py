@@ -109,10 +109,10 @@ def wait_ready(kube, namespace, name, timeout, clock=None):
             if done(last):
                 return last
         if clock() >= deadline:
-            raise InstallError("Deployment %s/%s is not ready after %.0f s (status %s): see `kubectl -n %s describe "
-                               "pods -l %s=%s` and the pods' logs" % (namespace, name, float(timeout),
-                                                                     (last or {}).get("status"), namespace,
-                                                                     INSTANCE_LABEL, name))
+            raise InstallError("Deployment %s/%s is not ready after %.0f s (status %s): see `kubectl -n %s describe pods "
+                               "-l %s=%s` and the pods' logs"
+                               % (namespace, name, float(timeout), (last or {}).get("status"), namespace, INSTANCE_LABEL,
+                                  name))
         try:
             for _type, obj in kube.watch("apps/v1", "Deployment", namespace, version, deadline,
                                          field_selector=selector, clock=clock):
