@@ -24,6 +24,7 @@ STAGES = (
     ("device_plugin", "device plugin"),
     ("vllm", "vllm"),
     ("gpu_mode", "gpu_mode"),
+    ("gpu_router", "gpu_router"),
     ("health", "health check"),
 )
 STAGE_KEYS = tuple(stage[0] for stage in STAGES)

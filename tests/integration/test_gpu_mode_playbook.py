@@ -4,9 +4,12 @@ the Python of this venv, and the fake NVML library reading the simulated node's 
 for the fit check, and the wait until the stopped server's memory is really released).
 
 Refusals first (no mode, a bad name, an unknown mode: clear errors, nothing changed), then check mode (the
-plan printed, nothing changed), then real switches with the summary, and a no-op."""
+plan printed, nothing changed), then real switches with the summary, and a no-op; last, benchmarks/fleet.py in a tiny
+configuration (its figures line)."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -157,3 +160,18 @@ def test_a_node_without_the_switcher_installed_is_told_to_run_site_yml(cluster, 
     assert ("k3s-gpu-worker has no %s: the gpu_mode role (site.yml) installs the switcher and the node's kubeconfig; "
             "run it for this node first. Nothing was changed." % (tmp_path / "absent" / "gpu-mode.kubeconfig")) in out
     assert untouched(cluster)
+
+
+def test_fleet_benchmark_prints_its_figures_line():
+    # benchmarks/fleet.py in a tiny configuration: the playbook over 2 simulated nodes at once against 1 alone;
+    # the format of its last line only (its speed goal is reported by the benchmark, never asserted here)
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fleet.py"), "--nodes", "2", "--time-scale", "0.05"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    last = out.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(r"fleet nodes=2 single_s=([0-9]+\.[0-9]{2}) fleet_s=([0-9]+\.[0-9]{2}) ratio=([0-9]+\.[0-9]{2})",
+                         last)
+    assert match, last
+    single, fleet, ratio = (float(v) for v in match.groups())
+    assert single > 0 and fleet > 0
+    assert abs(ratio - fleet / single) <= 0.01

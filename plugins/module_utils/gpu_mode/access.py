@@ -104,16 +104,18 @@ def _meta(name, namespace, node):
     return {"name": name, "namespace": namespace, "labels": dict(LABELS), "annotations": {NODE_ANNOTATION: node}}
 
 
-def node_read_manifests(node, namespace):
-    """ClusterRole and ClusterRoleBinding that let the node's ServiceAccount read its own Node, nothing else."""
-    own = names(node)
-    meta = {"name": own["role"], "labels": dict(LABELS), "annotations": {NODE_ANNOTATION: node}}
+def node_read_manifests(node, namespace, account=None, labels=None):
+    """ClusterRole and ClusterRoleBinding that let a ServiceAccount read the node's own Node, nothing else: the
+    node's switcher (``gpu-mode-<node>``) by default, or ``account`` (another switcher of that node, such as its
+    router), whose name the two objects then take."""
+    name = account or names(node)["role"]
+    meta = {"name": name, "labels": dict(labels or LABELS), "annotations": {NODE_ANNOTATION: node}}
     return [
         {"apiVersion": RBAC + "/v1", "kind": "ClusterRole", "metadata": dict(meta),
          "rules": [{"apiGroups": [""], "resources": ["nodes"], "resourceNames": [node], "verbs": ["get"]}]},
         {"apiVersion": RBAC + "/v1", "kind": "ClusterRoleBinding", "metadata": dict(meta),
-         "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": own["role"]},
-         "subjects": [{"kind": "ServiceAccount", "name": own["account"], "namespace": namespace}]},
+         "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
     ]
 
 
@@ -136,10 +138,13 @@ def manifests(node, namespace, deployments, standby=False):
 
 
 def _remove_node_read(kube, node, check_mode):
-    """Delete the node's ClusterRole and ClusterRoleBinding where they exist: ``[{kind, namespace, name,
-    action: deleted}]`` (nothing for the ones that were not there)."""
+    return remove_node_read(kube, names(node)["role"], check_mode)
+
+
+def remove_node_read(kube, name, check_mode):
+    """Delete the ClusterRole and ClusterRoleBinding ``name`` (``node_read_manifests``) where they exist:
+    ``[{kind, namespace, name, action: deleted}]`` (nothing for the ones that were not there)."""
     out = []
-    name = names(node)["role"]
     for kind in ("ClusterRoleBinding", "ClusterRole"):
         if kube.delete(RBAC + "/v1", kind, name, None, dry_run=check_mode) is not None:
             out.append({"kind": kind, "namespace": None, "name": name, "action": "deleted"})

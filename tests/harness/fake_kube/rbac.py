@@ -290,11 +290,23 @@ def request_attributes(method: str, path: str, query: Dict[str, str]) -> Request
     if method in ("GET", "HEAD"):
         if not attrs.name:
             attrs.verb = "watch" if (query.get("watch") or "").lower() in ("1", "true") else "list"
+            # a list or watch of one object by name (fieldSelector metadata.name=<name>) is authorized against
+            # resourceNames, as the apiserver's RequestInfoFactory does (how a kubelet watches one Secret)
+            attrs.name = _exact_name(query.get("fieldSelector") or "")
         elif (query.get("watch") or "").lower() in ("1", "true"):
             attrs.verb = "watch"
     if method == "DELETE" and not attrs.name:
         attrs.verb = "deletecollection"
     return attrs
+
+
+def _exact_name(field_selector: str) -> str:
+    """The name a field selector requires exactly (``metadata.name=x`` or ``metadata.name==x``), else ""."""
+    for term in field_selector.split(","):
+        key, sep, value = term.partition("==") if "==" in term else term.partition("=")
+        if sep and key.strip() == "metadata.name" and not key.endswith("!"):
+            return value.strip()
+    return ""
 
 
 def user_info(name: str, groups: Iterable[str], uid: str = "") -> User:

@@ -16,6 +16,8 @@ Programs, in the order they are tried (`select_program`):
 3. NVIDIA's `nvidia-device-plugin` and `config-manager` (programs/nvidia.py);
 4. `/pause`; the vllm role's weights check (`python3 .../check_weights.py`) and API gate (`python3
    .../api_gate.py`, the role's script read from the container's files and run: programs/api_gate.py);
+   `python3 -m MODULE ...` (the gpu_router role's router), the module read from the container's files and run
+   in a child process with the pod's credentials, network, GPU access and /proc (programs/python_module.py);
 5. shell and coreutils: `sh -c SCRIPT`, `true`, `false`, `sleep N`, `sleep infinity`, `echo`, ...
    (programs/shell_run.py), `sh` or `python3` alone (no stdin: exit 0 at once);
 6. anything else runs idle, listens nowhere, and says so in one log line.
@@ -63,6 +65,7 @@ def select_program(ctx: ContainerContext) -> Any:
     from .api_gate import ApiGateProgram, is_api_gate
     from .basic import ExitedProgram, IdleProgram, PauseProgram, ShellProgram, WeightsCheckProgram
     from .nvidia import ConfigManagerProgram, DevicePluginProgram
+    from .python_module import PythonModuleProgram, is_python_module
     from .shell_run import split_argv
     from .vllm import VllmProgram
 
@@ -93,6 +96,8 @@ def select_program(ctx: ContainerContext) -> Any:
         return WeightsCheckProgram(ctx)
     if is_api_gate(argv):
         return ApiGateProgram(ctx)
+    if is_python_module(argv):
+        return PythonModuleProgram(ctx)
     if script is not None or base in ShellProgram.MODELLED or base in ("sh", "bash", "dash", "ash"):
         return ShellProgram(ctx)
     return IdleProgram(ctx)
