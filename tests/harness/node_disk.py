@@ -46,7 +46,7 @@ class _Files(MutableMapping):
                     yield os.path.join(base, name)
 
     def __len__(self):
-        return sum(1 for _ in self)
+        return sum(1 for unused_path in self)
 
 
 def share(host, roots):
