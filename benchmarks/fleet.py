@@ -70,7 +70,8 @@ def fleet_inventory(directory, nodes):
     once per node (``ml-<node>``, ``r1-<node>``, behind the node's own Service ``vllm-api-<node>``), each node of
     gpu_nodes with the home lab's modes over its own entries."""
     homelab = yaml.safe_load((INVENTORIES["homelab"] / "group_vars" / "all.yml").read_text())
-    group_vars = dict((k, v) for k, v in homelab.items() if k.startswith("vllm_") and k != "vllm_catalog")
+    group_vars = dict((k, v) for k, v in homelab.items()
+                      if k.startswith("vllm_") and k not in ("vllm_catalog", "vllm_kubeconfig"))
     group_vars.update(vllm_node_selector={}, vllm_ingress_enabled=False, vllm_prepull=False)
     catalog, hosts = [], {}
     for node in nodes:
