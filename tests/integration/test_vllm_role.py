@@ -17,8 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # the home lab's group_vars, for the default inventory's one GPU node (localhost) named as the worker; its
 # kubeconfig variables (the k3s server's, copied by site.yml) left out: these tests give the simulated cluster's
 # through the environment, as kubernetes.core's K8S_AUTH_KUBECONFIG
-HOMELAB = dict(((k, v) for k, v in yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml")
-                                                 .read_text()).items() if not k.endswith("kubeconfig")),
+HOMELAB_VARS = yaml.safe_load((ROOT / "inventories" / "homelab" / "group_vars" / "all.yml").read_text())
+HOMELAB = dict(((k, v) for k, v in HOMELAB_VARS.items() if not k.endswith("kubeconfig")),
                gpu_node_name="k3s-gpu-worker")
 TOKEN = "hf_RoleSecretToken0042"
 TOKEN_B64 = "aGZfUm9sZVNlY3JldFRva2VuMDA0Mg=="
