@@ -469,7 +469,7 @@ QUANTIZATION = {
 # --- Memory model ---------------------------------------------------------------------------------
 # vLLM puts weights, activations (profiled), CUDA graphs and the KV cache inside
 # gpu_memory_utilization x total memory; outside it the CUDA context. Figures calibrated against the
-# field notes (Qwen3-8B-AWQ on a 12 GiB RTX 3060 at 0.90 used 10,820 MiB and held 8192 tokens) and
+# home lab's deployment (Qwen3-8B-AWQ on a 12 GiB RTX 3060 at 0.90 used 10,820 MiB and held 8192 tokens) and
 # vllm_kv_error (Llama-3.1-8B bf16 on a 24 GB RTX 3090 at 0.9: about 23-31k tokens of KV cache).
 MEMORY_MODEL = {
     "cuda_context_mib": 526,  # source: h100_capture (a CUDA context keeps ~526 MiB per GPU)
